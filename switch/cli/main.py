@@ -1,0 +1,101 @@
+"""Entry point of the `switch` console script.
+
+Each subcommand lives in its own module under `switch.cli` and exposes
+`register(subparsers, common)`, which adds its parser and sets `func` to a callable
+taking the parsed namespace and returning an exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from switch.errors import SwitchError
+
+# Order is the order shown by --help.
+COMMANDS = (
+    "up",
+    "run",
+    "broker",
+    "topics",
+    "seed",
+    "submit",
+    "console",
+    "ctl",
+    "demo",
+    "image",
+    "report",
+    "gen",
+    "replay",
+    "capture",
+)
+
+DESCRIPTION = """\
+A message-driven transaction switch simulator for LEADS/NCIC image transactions
+(EIM enter, MII modify, XIM cancel, QIM query) on Apache Kafka.
+
+Environment: KAFKA_BOOTSTRAP_SERVERS (default: the local broker started by
+`switch broker start`), SWITCH_HOME (stores and the local broker's run folder;
+default ~/.local/share/switch-sim), SWITCH_TOPIC_PREFIX (default "switch").
+See README.md for every setting.
+"""
+
+
+def common_parser() -> argparse.ArgumentParser:
+    """Flags every subcommand accepts."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("common options")
+    g.add_argument(
+        "--home",
+        metavar="DIR",
+        help="data directory for stores and the local broker (overrides SWITCH_HOME)",
+    )
+    g.add_argument(
+        "--bootstrap-servers",
+        metavar="HOST:PORT",
+        help="Kafka bootstrap servers (overrides KAFKA_BOOTSTRAP_SERVERS)",
+    )
+    g.add_argument(
+        "--topic-prefix",
+        metavar="PREFIX",
+        help="prefix of every topic name (overrides SWITCH_TOPIC_PREFIX; default 'switch')",
+    )
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="switch",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common = common_parser()
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"switch.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"switch.cli.{name}":
+                continue  # not built yet
+            raise
+        module.register(sub, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except SwitchError as exc:
+        print(f"switch {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return int(status or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Messages on the switch's internal topics (not part of the public contract).
+
+Router -> services: `LegRequest` on `<prefix>.leads.requests` / `<prefix>.ncic.requests`,
+keyed by the record's LNO (NIC for NCIC) so one record's entries stay in order.
+Router and services -> correlator: `Manifest`, `LegAnswer` and `DuplicateNotice` on
+`<prefix>.responses`, keyed by cid, so one transaction's messages share a partition
+and the manifest comes first. LEADS -> router: `RecordEntry` on `<prefix>.records`
+(compacted, keyed by LNO), the record directory.
+All are JSON (msgspec), so `kafka-console-consumer` shows them readably.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from switch.contract.messages import AnyRequest, ImageRecord, Leg
+
+
+class RecordEntry(msgspec.Struct, kw_only=True, frozen=True):
+    """The record directory: what the router needs to route by the record on file."""
+
+    lno: str
+    rtype: str  # "SOR" (sex offender, has a NIC) or "VOAY" (LEADS only)
+    ori: str  # record owner
+    nic: str | None = None
+    nam: str | None = None
+    sex: str | None = None
+    dob: str | None = None
+
+
+class LegRequest(msgspec.Struct, kw_only=True, frozen=True):
+    """One system's share of a transaction, sent by the router."""
+
+    cid: str
+    system: str
+    deadline: float  # epoch seconds; a query past it is dropped unanswered
+    request: AnyRequest  # image, if any, already normalised by the router
+    rtype: str | None = None  # from the record directory, when the request names a record
+    nic: str | None = None
+    imn: str | None = None  # EIM on a sex-offender record: the shared IMN the router allocated
+    image_sha256: str | None = None
+
+
+class Manifest(msgspec.Struct, kw_only=True, frozen=True, tag="manifest", tag_field="kind"):
+    """Written by the router, keyed by cid, before any leg request is sent."""
+
+    cid: str
+    mid: str
+    ori: str
+    mke: str
+    expected: list[str]
+    skipped: dict[str, str]  # system -> reason
+    deadline: float  # epoch seconds
+    created: float
+    reply_to: str | None = None
+    term: str | None = None
+    # Echoed in the operator's lines.
+    lno: str | None = None
+    imn: str | None = None
+    nic: str | None = None
+    imt: str | None = None
+    doi: str | None = None
+    doc: str | None = None
+
+
+class LegAnswer(msgspec.Struct, kw_only=True, frozen=True, tag="answer", tag_field="kind"):
+    """A system's answer to a leg request, keyed by cid."""
+
+    cid: str
+    system: str
+    leg: Leg
+    images: list[ImageRecord] = []
+    answered: float = 0.0  # epoch seconds
+
+
+class DuplicateNotice(msgspec.Struct, kw_only=True, frozen=True, tag="duplicate", tag_field="kind"):
+    """A request resubmitted with the same mid and content: answer with the original reply."""
+
+    cid: str  # the original transaction's cid
+    mid: str
+    reply_to: str | None = None
+    received: float = 0.0
+
+
+ResponseMessage = Manifest | LegAnswer | DuplicateNotice
+
+response_decoder = msgspec.json.Decoder(ResponseMessage)
+leg_request_decoder = msgspec.json.Decoder(LegRequest)
+record_decoder = msgspec.json.Decoder(RecordEntry)

@@ -1,0 +1,1 @@
+"""Kafka plumbing shared by every stage: client factories, topics, the local broker."""

@@ -1,0 +1,281 @@
+"""One frozen settings object, built from the environment and command-line flags.
+
+Every component receives it explicitly; nothing reads the environment elsewhere.
+`Settings.from_env()` validates at start-up and raises `ConfigError` with a message
+that says which variable is wrong and what it should look like.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from switch.errors import ConfigError
+
+DEFAULT_LOCAL_PORT = 19092
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI")
+
+
+def default_home() -> Path:
+    """A per-user data directory (XDG), used when neither SWITCH_HOME nor --home is given."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "switch-sim"
+
+
+def default_cache() -> Path:
+    """Downloaded artifacts (the Kafka jars), shared between homes."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "switch-sim"
+
+
+@dataclass(frozen=True, kw_only=True)
+class KafkaSettings:
+    """Connection settings, passed to every aiokafka client as keyword arguments."""
+
+    bootstrap_servers: str
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    client_id: str = "switch"
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for AIOKafkaProducer/Consumer/AdminClient."""
+        kw: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "security_protocol": self.security_protocol,
+            "client_id": self.client_id,
+        }
+        if self.security_protocol.startswith("SASL"):
+            kw["sasl_mechanism"] = self.sasl_mechanism or "PLAIN"
+            kw["sasl_plain_username"] = self.sasl_username
+            kw["sasl_plain_password"] = self.sasl_password
+        if self.security_protocol.endswith("SSL"):
+            from aiokafka.helpers import create_ssl_context
+
+            kw["ssl_context"] = create_ssl_context(
+                cafile=self.ssl_cafile, certfile=self.ssl_certfile, keyfile=self.ssl_keyfile
+            )
+        return kw
+
+
+@dataclass(frozen=True, kw_only=True)
+class TopicSettings:
+    """Topic names: public ones from CONTRACT.md, internal ones documented in the README."""
+
+    prefix: str = "switch"
+    partitions: int = 3
+    replication_factor: int = 1
+
+    @property
+    def requests(self) -> str:
+        return f"{self.prefix}.requests"
+
+    @property
+    def replies(self) -> str:
+        return f"{self.prefix}.replies"
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.prefix}.dlq"
+
+    @property
+    def audit(self) -> str:
+        return f"{self.prefix}.audit"
+
+    @property
+    def control(self) -> str:
+        return f"{self.prefix}.control"
+
+    @property
+    def responses(self) -> str:
+        return f"{self.prefix}.responses"
+
+    @property
+    def records(self) -> str:
+        return f"{self.prefix}.records"
+
+    @property
+    def mids(self) -> str:
+        return f"{self.prefix}.mids"
+
+    @property
+    def correlator_state(self) -> str:
+        return f"{self.prefix}.correlator.state"
+
+    def leg_requests(self, system: str) -> str:
+        return f"{self.prefix}.{system.lower()}.requests"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageSettings:
+    """Limits of the image pipeline (DOMAIN.md, 'Image content')."""
+
+    box_width: int = 480
+    box_height: int = 600
+    max_output_bytes: int = 64 * 1024
+    max_input_bytes: int = 10 * 1024 * 1024
+    max_input_pixels: int = 40_000_000  # beyond this the header alone says "bomb"
+    max_input_side: int = 12_000
+    allowed_formats: tuple[str, ...] = ("JPEG", "PNG")
+    quality_start: int = 90
+    quality_min: int = 30
+    pool_size: int = 0  # 0: normalise in the router's process; N: a process pool of N
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    home: Path
+    kafka: KafkaSettings
+    topics: TopicSettings = field(default_factory=TopicSettings)
+    images: ImageSettings = field(default_factory=ImageSettings)
+    deadline_s: float = 10.0
+    max_request_bytes: int = 2 * 1024 * 1024
+    mid_retention_s: float = 24 * 3600.0
+    renewal_days: int = 365
+    log_level: str = "INFO"
+
+    @property
+    def reply_prefix(self) -> str:
+        return self.topics.replies
+
+    @property
+    def broker_dir(self) -> Path:
+        return self.home / "broker"
+
+    def store_path(self, system: str) -> Path:
+        return self.home / "stores" / f"{system.lower()}.sqlite3"
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        home: str | Path | None = None,
+        bootstrap_servers: str | None = None,
+        topic_prefix: str | None = None,
+    ) -> Settings:
+        """Build and validate settings. Flags (keyword arguments) win over the environment."""
+        env = os.environ if env is None else env
+        home_path = Path(home or env.get("SWITCH_HOME") or default_home()).expanduser()
+        bootstrap = (
+            bootstrap_servers
+            or env.get("KAFKA_BOOTSTRAP_SERVERS")
+            or local_bootstrap(home_path)
+        )
+        kafka = KafkaSettings(
+            bootstrap_servers=bootstrap,
+            security_protocol=env.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper(),
+            sasl_mechanism=env.get("KAFKA_SASL_MECHANISM"),
+            sasl_username=env.get("KAFKA_SASL_USERNAME"),
+            sasl_password=env.get("KAFKA_SASL_PASSWORD"),
+            ssl_cafile=env.get("KAFKA_SSL_CAFILE"),
+            ssl_certfile=env.get("KAFKA_SSL_CERTFILE"),
+            ssl_keyfile=env.get("KAFKA_SSL_KEYFILE"),
+        )
+        topics = TopicSettings(
+            prefix=topic_prefix or env.get("SWITCH_TOPIC_PREFIX", "switch"),
+            partitions=_int(env, "SWITCH_PARTITIONS", 3),
+        )
+        box = env.get("SWITCH_IMAGE_BOX", "480x600")
+        m = re.fullmatch(r"(\d+)x(\d+)", box)
+        if not m:
+            raise ConfigError(f"SWITCH_IMAGE_BOX={box!r}: expected WIDTHxHEIGHT, e.g. 480x600")
+        images = ImageSettings(
+            box_width=int(m.group(1)),
+            box_height=int(m.group(2)),
+            max_output_bytes=_int(env, "SWITCH_IMAGE_MAX_BYTES", 64 * 1024),
+            pool_size=_int(env, "SWITCH_IMAGE_POOL", 0),
+        )
+        settings = cls(
+            home=home_path,
+            kafka=kafka,
+            topics=topics,
+            images=images,
+            deadline_s=_float(env, "SWITCH_DEADLINE_S", 10.0),
+            max_request_bytes=_int(env, "SWITCH_MAX_REQUEST_BYTES", 2 * 1024 * 1024),
+            log_level=env.get("SWITCH_LOG_LEVEL", "INFO").upper(),
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        k = self.kafka
+        if not re.fullmatch(r"[^\s,]+:\d+(,[^\s,]+:\d+)*", k.bootstrap_servers):
+            raise ConfigError(
+                f"KAFKA_BOOTSTRAP_SERVERS={k.bootstrap_servers!r}: expected host:port[,host:port...]"
+            )
+        if k.security_protocol not in SECURITY_PROTOCOLS:
+            raise ConfigError(
+                f"KAFKA_SECURITY_PROTOCOL={k.security_protocol!r}: one of {', '.join(SECURITY_PROTOCOLS)}"
+            )
+        if k.security_protocol.startswith("SASL"):
+            if (k.sasl_mechanism or "PLAIN") not in SASL_MECHANISMS:
+                raise ConfigError(
+                    f"KAFKA_SASL_MECHANISM={k.sasl_mechanism!r}: one of {', '.join(SASL_MECHANISMS)}"
+                )
+            if (k.sasl_mechanism or "PLAIN").startswith(("PLAIN", "SCRAM")) and not (
+                k.sasl_username and k.sasl_password
+            ):
+                raise ConfigError("SASL needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,100}", self.topics.prefix):
+            raise ConfigError(
+                f"SWITCH_TOPIC_PREFIX={self.topics.prefix!r}: letters, digits, '.', '_', '-' only"
+            )
+        if not 1 <= self.topics.partitions <= 10:
+            # The shared IMN carries the request's partition as one digit.
+            raise ConfigError(f"SWITCH_PARTITIONS={self.topics.partitions}: between 1 and 10")
+        if self.deadline_s <= 0:
+            raise ConfigError(f"SWITCH_DEADLINE_S={self.deadline_s}: must be positive")
+        if self.max_request_bytes < 1024:
+            raise ConfigError(f"SWITCH_MAX_REQUEST_BYTES={self.max_request_bytes}: at least 1024")
+        im = self.images
+        if im.box_width < 16 or im.box_height < 16:
+            raise ConfigError("SWITCH_IMAGE_BOX: each side at least 16 pixels")
+        if im.max_output_bytes < 4096:
+            raise ConfigError("SWITCH_IMAGE_MAX_BYTES: at least 4096")
+        if im.pool_size < 0:
+            raise ConfigError("SWITCH_IMAGE_POOL: 0 or more")
+
+
+def local_bootstrap(home: Path) -> str:
+    """The local broker's address as recorded in its run folder, else its default port."""
+    state = home / "broker" / "state.json"
+    try:
+        import json
+
+        data = json.loads(state.read_text())
+        return f"127.0.0.1:{int(data['port'])}"
+    except (OSError, ValueError, KeyError):
+        return f"127.0.0.1:{DEFAULT_LOCAL_PORT}"
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: expected a whole number") from None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: expected a number") from None
