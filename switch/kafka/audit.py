@@ -1,0 +1,25 @@
+"""Audit entries (CONTRACT.md, CJIS): built here, sent to `<prefix>.audit` keyed by cid.
+
+Never holds image bytes: only the image's SHA-256.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from switch.contract.messages import AuditEntry, encode
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def audit_entry(component: str, event: str, **fields: Any) -> AuditEntry:
+    return AuditEntry(ts=now_rfc3339(), component=component, event=event, **fields)
+
+
+def audit_record(entry: AuditEntry) -> tuple[bytes | None, bytes]:
+    """(key, value) for the audit topic."""
+    key = entry.cid.encode() if entry.cid else None
+    return key, encode(entry)

@@ -1,0 +1,36 @@
+"""The record directory: LEADS publishes every record it holds, keyed by LNO, to the
+compacted records topic, so the router can route by the record on file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+from aiokafka import AIOKafkaProducer
+
+from switch.services.store import Store
+
+PAGE = 5000
+_encoder = msgspec.json.Encoder()
+
+
+async def publish_directory(
+    store: Store, producer: AIOKafkaProducer, topic: str, *, after_rowid: int = 0
+) -> tuple[int, int]:
+    """Publish the records inserted after `after_rowid`, waiting until the broker has
+    them all. Returns (records published, the last rowid published)."""
+    count = 0
+    last = after_rowid
+    while True:
+        page = store.records_after(last, PAGE)
+        if not page:
+            break
+        futures = [
+            await producer.send(topic, key=entry.lno.encode(), value=_encoder.encode(entry))
+            for _, entry in page
+        ]
+        await asyncio.gather(*futures)
+        count += len(page)
+        last = page[-1][0]
+    return count, last

@@ -1,0 +1,36 @@
+"""Writing a synthetic population into both stores (`switch seed`, and `switch up` on
+empty stores). LEADS gets every record, NCIC the SOR ones; both agree by construction.
+Harmless to repeat: records already on file are left alone.
+"""
+
+from __future__ import annotations
+
+from switch.contract.internal import RecordEntry
+from switch.services.population import generate
+from switch.services.store import Store
+from switch.settings import Settings
+
+SYSTEMS = ("LEADS", "NCIC")
+
+
+def seed_stores(
+    settings: Settings, count: int, seed: int, sor_share: float = 0.85
+) -> list[RecordEntry]:
+    """Generate `count` records from `seed` and insert them into the LEADS and NCIC stores."""
+    entries = generate(count, seed, sor_share=sor_share)
+    for system in SYSTEMS:
+        with Store(settings.store_path(system), system) as store:
+            store.insert_records(entries)  # NCIC's store keeps the SOR records only
+    return entries
+
+
+def stores_empty(settings: Settings) -> bool:
+    """True when neither store holds a record (missing stores count as empty)."""
+    for system in SYSTEMS:
+        path = settings.store_path(system)
+        if not path.exists():
+            continue
+        with Store(path, system) as store:
+            if store.record_count():
+                return False
+    return True
