@@ -30,6 +30,7 @@ COMMANDS = (
     "gen",
     "replay",
     "capture",
+    "schemas",
 )
 
 DESCRIPTION = """\

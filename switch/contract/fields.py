@@ -205,7 +205,7 @@ def check_term(value: str) -> str | None:
     if len(value) > TERM_MAX:
         return f"{len(value)} CHARACTERS, AT MOST {TERM_MAX}"
     if not _printable(value):
-        return f"{show(value)} HAS CHARACTERS THAT ARE NOT PRINTABLE"
+        return f"{show(value)} HAS CHARACTERS OTHER THAN PRINTABLE ASCII"
     return None
 
 
@@ -224,7 +224,7 @@ def check_mis(value: str) -> str | None:
     if len(value) > MIS_MAX:
         return f"{len(value)} CHARACTERS, AT MOST {MIS_MAX}"
     if not _printable(value):
-        return f"{show(value)} HAS CHARACTERS THAT ARE NOT PRINTABLE"
+        return f"{show(value)} HAS CHARACTERS OTHER THAN PRINTABLE ASCII"
     return None
 
 
@@ -277,9 +277,7 @@ def check_past_date(value: str, *, today: str) -> str | None:
     return reason
 
 
-def check_doi(
-    value: str, *, dob: str | None = None, today: _dt.date | None = None
-) -> str | None:
+def check_doi(value: str, *, dob: str | None = None, today: _dt.date | None = None) -> str | None:
     """DOI: a date, not in the future, and not before the record's DOB when it is known.
 
     The router calls this with `dob` after it has looked the record up; a `dob` that is
@@ -323,7 +321,6 @@ FIELDS: tuple[FieldRule, ...] = (
         bad="has space",
         mke="EIM",
         pattern=MID_PATTERN,
-        max_length=MID_MAX,
     ),
     FieldRule(
         code="MKE",
@@ -417,22 +414,20 @@ FIELDS: tuple[FieldRule, ...] = (
     ),
     FieldRule(
         code="MIS",
-        rule=f"EIM, MII, optional; at most {MIS_MAX} printable ASCII characters; "
-        "stored upper-case",
+        rule=f"EIM, MII, optional; at most {MIS_MAX} printable ASCII characters; stored upper-case",
         example="ANNUAL PHOTO",
-        bad="TAB\tHERE",
+        bad="CAFÉ",
         mke="EIM",
         pattern=MIS_PATTERN,
         max_length=MIS_MAX,
     ),
     FieldRule(
         code="NAM",
-        rule=f"QIM (with SEX, DOB); `LAST, FIRST MIDDLE`, at most {NAM_MAX} characters; "
-        "stored upper-case",
+        rule=f"QIM (with SEX, DOB); `LAST, FIRST MIDDLE`, at most {NAM_MAX} characters; stored upper-case",
         example="SMITH, JOHN PAUL",
         bad="SMITH JOHN",
         mke="QIM",
-        pattern=NAM_PATTERN,
+        pattern=NAM_PATTERN.replace("[A-Z]", "[A-Za-z]"),  # lower case is accepted
         max_length=NAM_MAX,
     ),
     FieldRule(

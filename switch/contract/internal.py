@@ -82,7 +82,24 @@ class DuplicateNotice(msgspec.Struct, kw_only=True, frozen=True, tag="duplicate"
     received: float = 0.0
 
 
-ResponseMessage = Manifest | LegAnswer | DuplicateNotice
+class Decision(msgspec.Struct, kw_only=True, frozen=True, tag="decision", tag_field="kind"):
+    """Written by the correlator, keyed by cid, in the same Kafka transaction as the reply
+    it records. After a restart the correlator reads these back to know which replies it
+    has already sent, so none is sent twice and none is lost.
+
+    event "first": the transaction's one (non-supplement) reply; `missing` names the legs
+    that had not answered by then (system -> QUEUED or TIMEOUT). event "supplement": a
+    supplement sent for the late answer of leg `leg`.
+    """
+
+    cid: str
+    event: str
+    leg: str | None = None
+    missing: dict[str, str] = {}
+    ts: float = 0.0
+
+
+ResponseMessage = Manifest | LegAnswer | DuplicateNotice | Decision
 
 response_decoder = msgspec.json.Decoder(ResponseMessage)
 leg_request_decoder = msgspec.json.Decoder(LegRequest)

@@ -7,7 +7,7 @@ ignored on decode. Encoders and decoders are built once, here.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
 import msgspec
 
@@ -16,20 +16,20 @@ SYSTEMS: tuple[str, ...] = ("LEADS", "NCIC")
 System = Literal["LEADS", "NCIC"]
 
 # Overall reply statuses.
-COMPLETE = "COMPLETE"
-PARTIAL = "PARTIAL"
-PENDING = "PENDING"
-REJECTED = "REJECTED"
+COMPLETE: Final = "COMPLETE"
+PARTIAL: Final = "PARTIAL"
+PENDING: Final = "PENDING"
+REJECTED: Final = "REJECTED"
 ReplyStatus = Literal["COMPLETE", "PARTIAL", "PENDING", "REJECTED"]
 
 # Leg statuses.
-ACK = "ACK"
-NOT_FOUND = "NOT_FOUND"
-REJECT = "REJECT"
-SKIPPED = "SKIPPED"
-QUEUED = "QUEUED"
-TIMEOUT = "TIMEOUT"
-UNAVAILABLE = "UNAVAILABLE"
+ACK: Final = "ACK"
+NOT_FOUND: Final = "NOT_FOUND"
+REJECT: Final = "REJECT"
+SKIPPED: Final = "SKIPPED"
+QUEUED: Final = "QUEUED"
+TIMEOUT: Final = "TIMEOUT"
+UNAVAILABLE: Final = "UNAVAILABLE"
 LegStatus = Literal["ACK", "NOT_FOUND", "REJECT", "SKIPPED", "QUEUED", "TIMEOUT", "UNAVAILABLE"]
 
 

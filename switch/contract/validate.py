@@ -1,11 +1,11 @@
 """Bytes off `switch.requests` -> a typed request, or one of two ContractErrors.
 
-`parse_request` decodes once into a loose struct whose fields are all `Any`, then checks
-every field and collects every problem, so a reject lists them all at once. It raises
-only `Unreadable` (not a request at all: goes to the dead-letter topic) or
-`RequestInvalid` (a request with bad fields: gets a REJECTED reply); any other
-exception would be a bug, and is turned into `Unreadable("INTERNAL ERROR ...")` rather
-than let out.
+`parse_request` decodes once into a loose struct whose fields are all `Any` (the image is
+kept raw, for msgspec's base64 decoder), then checks every field and collects every
+problem, so a reject lists them all at once. It raises only `Unreadable` (not a request
+at all: goes to the dead-letter topic) or `RequestInvalid` (a request with bad fields:
+gets a REJECTED reply); any other exception would be a bug, and is turned into
+`Unreadable("INTERNAL ERROR ...")` rather than let out.
 
 A JSON `null` counts as an absent field. Unknown fields are ignored (CONTRACT.md).
 Lone UTF-16 surrogate escapes (`"\\ud800"`) and nesting deeper than the decoder allows
@@ -169,14 +169,10 @@ def _prefix(mke: str | None) -> str:
 
 
 def missing(mke: str | None, field: str) -> FieldError:
-    return FieldError(
-        field=field, code=Codes.MISSING_FIELD, text=f"{_prefix(mke)}MISSING {field.upper()}"
-    )
+    return FieldError(field=field, code=Codes.MISSING_FIELD, text=f"{_prefix(mke)}MISSING {field.upper()}")
 
 
-def invalid(
-    mke: str | None, field: str, reason: str, code: str = Codes.INVALID_FIELD
-) -> FieldError:
+def invalid(mke: str | None, field: str, reason: str, code: str = Codes.INVALID_FIELD) -> FieldError:
     """A FieldError in the operator's words: `REJECT MKE/EIM INVALID DOI: <reason>`."""
     word = "BAD" if code == Codes.BAD_REPLY_TO else "INVALID"
     return FieldError(field=field, code=code, text=f"{_prefix(mke)}{word} {field.upper()}: {reason}")
@@ -242,9 +238,7 @@ def parse_request(
     except ContractError:
         raise
     except Exception as exc:  # the promise to callers: nothing but ContractError
-        raise Unreadable(
-            f"INTERNAL ERROR: {type(exc).__name__}", echo=_safe_echo(raw)
-        ) from exc
+        raise Unreadable(f"INTERNAL ERROR: {type(exc).__name__}", echo=_safe_echo(raw)) from exc
 
 
 def _safe_echo(raw: Any) -> str:
@@ -254,9 +248,7 @@ def _safe_echo(raw: Any) -> str:
         return ""
 
 
-def _parse(
-    raw: Any, reply_prefix: str, max_bytes: int, today: _dt.date | None
-) -> AnyRequest:
+def _parse(raw: Any, reply_prefix: str, max_bytes: int, today: _dt.date | None) -> AnyRequest:
     if type(raw) is not bytes:
         raw = _as_bytes(raw)
     size = len(raw)
@@ -295,10 +287,9 @@ def _as_bytes(raw: Any) -> bytes:
             return raw.encode("utf-8")
         except UnicodeEncodeError:
             raise Unreadable("NOT UTF-8: TEXT WITH LONE SURROGATES") from None
-    try:
+    if isinstance(raw, bytearray | memoryview):
         return bytes(raw)
-    except Exception:
-        raise Unreadable(f"NOT BYTES: {type(raw).__name__}") from None
+    raise Unreadable(f"NOT BYTES: {type(raw).__name__}")
 
 
 def _not_json(exc: BaseException) -> str:
@@ -312,9 +303,7 @@ def _decode_fallback(raw: bytes) -> _Loose:
     try:
         lr = _loose_raw_decoder.decode(raw)
     except msgspec.ValidationError:
-        raise Unreadable(
-            f"NOT A JSON OBJECT: {_top_kind(raw)}", echo=_echo(raw)
-        ) from None
+        raise Unreadable(f"NOT A JSON OBJECT: {_top_kind(raw)}", echo=_echo(raw)) from None
     except (msgspec.DecodeError, RecursionError) as exc:
         raise Unreadable(_not_json(exc), echo=_echo(raw)) from None
     values: dict[str, Any] = {}
@@ -425,18 +414,14 @@ def _text(errors: list[FieldError], mke: str | None, field: str, value: Any, che
     return True
 
 
-def _required(
-    errors: list[FieldError], mke: str | None, field: str, value: Any, check: Check
-) -> bool:
+def _required(errors: list[FieldError], mke: str | None, field: str, value: Any, check: Check) -> bool:
     if value is None:
         errors.append(missing(mke, field))
         return False
     return _text(errors, mke, field, value, check)
 
 
-def _date(
-    errors: list[FieldError], mke: str, field: str, value: Any, today: str, *, required: bool
-) -> None:
+def _date(errors: list[FieldError], mke: str, field: str, value: Any, today: str, *, required: bool) -> None:
     if value is None:
         if required:
             errors.append(missing(mke, field))
@@ -453,9 +438,7 @@ def _present(raw: msgspec.Raw) -> bool:
     return len(raw) != 0 and raw != _NULL
 
 
-def _image(
-    errors: list[FieldError], mke: str, raw: msgspec.Raw, *, required: bool
-) -> bytes | None:
+def _image(errors: list[FieldError], mke: str, raw: msgspec.Raw, *, required: bool) -> bytes | None:
     if not _present(raw):
         if required:
             errors.append(missing(mke, "image"))
@@ -539,9 +522,7 @@ def _xim(errors: list[FieldError], lo: _Loose, today: str) -> CancelImage | None
     _date(errors, "XIM", "doc", lo.doc, today, required=True)
     if errors:
         return None
-    return CancelImage(
-        mid=lo.mid, ori=lo.ori, term=lo.term, reply_to=lo.reply_to, imn=lo.imn, doc=lo.doc
-    )
+    return CancelImage(mid=lo.mid, ori=lo.ori, term=lo.term, reply_to=lo.reply_to, imn=lo.imn, doc=lo.doc)
 
 
 _PERSON = ("nam", "sex", "dob")
@@ -566,8 +547,7 @@ def _qim(errors: list[FieldError], lo: _Loose, today: str) -> QueryImage | None:
             FieldError(
                 field=QIM_ONE_OF,
                 code=Codes.INVALID_FIELD,
-                text="REJECT MKE/QIM INVALID QUERY: ONE OF IMN, LNO, NIC OR NAM/SEX/DOB, "
-                f"NOT {got}",
+                text=f"REJECT MKE/QIM INVALID QUERY: ONE OF IMN, LNO, NIC OR NAM/SEX/DOB, NOT {got}",
             )
         )
     elif person and len(person) < 3:
@@ -577,8 +557,7 @@ def _qim(errors: list[FieldError], lo: _Loose, today: str) -> QueryImage | None:
                     FieldError(
                         field=name,
                         code=Codes.MISSING_FIELD,
-                        text=f"REJECT MKE/QIM MISSING {name.upper()}: "
-                        "NAM, SEX AND DOB GO TOGETHER",
+                        text=f"REJECT MKE/QIM MISSING {name.upper()}: NAM, SEX AND DOB GO TOGETHER",
                     )
                 )
     if lo.imn is not None:

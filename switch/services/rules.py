@@ -34,9 +34,6 @@ import msgspec
 
 from switch.contract.internal import LegAnswer, LegRequest, RecordEntry
 from switch.contract.messages import (
-    ACK,
-    NOT_FOUND,
-    REJECT,
     CancelImage,
     Codes,
     EnterImage,
@@ -47,6 +44,11 @@ from switch.contract.messages import (
     QueryImage,
 )
 from switch.services.store import ACTIVE, ImageRow, Store
+
+ACK: LegStatus = "ACK"
+NOT_FOUND: LegStatus = "NOT_FOUND"
+REJECT: LegStatus = "REJECT"
+UNAVAILABLE: LegStatus = "UNAVAILABLE"
 
 # Active images per record, per system, by image type.
 LIMITS: dict[str, int] = {"M": 1, "S": 1, "I": 10}

@@ -1,0 +1,67 @@
+"""`switch up`: the whole switch (router, correlator, LEADS, NCIC) in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+
+from switch.app import COMPONENTS, install_stop_handlers, prepare, run_components
+from switch.cli.common import settings_from_args
+from switch.kafka.localbroker import LocalBroker
+from switch.logs import configure
+from switch.settings import Settings
+
+HELP = """\
+Run the whole switch in the foreground until Ctrl-C: router, correlator and the
+simulated LEADS and NCIC services. Uses KAFKA_BOOTSTRAP_SERVERS, or starts the local
+broker of SWITCH_HOME when none is set (and stops it again on exit). Creates the
+topics, and seeds --seed-count synthetic records (written to <home>/records.jsonl) if
+the stores are empty. Prints one line when ready.
+"""
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("up", parents=[common], help="run the whole switch until Ctrl-C",
+                       description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seed-count", type=int, default=1000, metavar="N",
+                   help="records to seed when the stores are empty (default 1000)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the synthetic population")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    configure(settings.log_level)
+    broker = None
+    if not (args.bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")):
+        broker = LocalBroker(settings.home)
+        started_here = broker.status() is None
+        state = broker.start()
+        settings = Settings.from_env(home=settings.home, bootstrap_servers=state.bootstrap,
+                                     topic_prefix=settings.topics.prefix)
+        if not started_here:
+            broker = None  # someone else's: leave it running
+    try:
+        asyncio.run(_up(settings, args.seed_count, args.seed))
+    finally:
+        if broker is not None:
+            broker.stop()
+    return 0
+
+
+async def _up(settings: Settings, seed_count: int, seed: int) -> None:
+    t0 = time.monotonic()
+    stop = asyncio.Event()
+    install_stop_handlers(stop)
+    await prepare(settings, seed_count=seed_count, seed=seed)
+
+    def ready() -> None:
+        print(f"switch up: ready in {time.monotonic() - t0:.1f} s on "
+              f"{settings.kafka.bootstrap_servers}; requests to {settings.topics.requests}, "
+              f"replies on {settings.topics.replies}; records in {settings.home / 'records.jsonl'}; "
+              "Ctrl-C to stop", file=sys.stderr, flush=True)
+
+    await run_components(settings, COMPONENTS, stop, on_ready=ready)

@@ -1,0 +1,179 @@
+"""The correlator's consume loop: thin I/O around `pending.PendingTable`.
+
+Reads `<prefix>.responses` (manifests, leg answers, duplicate notices) in a consumer
+group; each step's replies, the `Decision` records that say they were sent, audit
+entries and the input offsets are committed in one Kafka transaction. On partition
+assignment the table is rebuilt from the partition's log: inputs before the committed
+offset are replayed silently, and every Decision (wherever it sits) marks a reply as
+already sent. So a restart neither loses a transaction nor sends a reply twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import msgspec
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+
+from switch.contract.internal import (
+    Decision,
+    DuplicateNotice,
+    LegAnswer,
+    Manifest,
+    response_decoder,
+)
+from switch.contract.messages import encode
+from switch.correlator.pending import Emit, PendingTable
+from switch.kafka.audit import audit_entry, audit_record
+from switch.kafka.clients import make_consumer, make_producer
+from switch.kafka.readall import read_to_end
+from switch.kafka.txloop import Step, commit_step
+from switch.logs import get_logger
+from switch.settings import Settings
+
+COMPONENT = "correlator"
+TICK_MS = 50
+STATS_EVERY_S = 30.0
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, correlator: Correlator) -> None:
+        self.c = correlator
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self.c.table.drop_partitions({tp.partition for tp in revoked})
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self.c.restore(assigned)
+
+
+class Correlator:
+    def __init__(self, settings: Settings, *, instance: str = "0") -> None:
+        self.settings = settings
+        self.group_id = f"{settings.topics.prefix}.correlator"
+        self.transactional_id = f"{settings.topics.prefix}.correlator.{instance}"
+        self.table = PendingTable(retention_s=settings.mid_retention_s)
+        self.log = get_logger(COMPONENT)
+        self.consumer: AIOKafkaConsumer | None = None
+        self._ready = asyncio.Event()
+
+    async def wait_ready(self) -> None:
+        await self._ready.wait()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        t = self.settings.topics
+        self.consumer = make_consumer(self.settings, group_id=self.group_id, max_poll_records=500)
+        producer = make_producer(self.settings, transactional_id=self.transactional_id)
+        await producer.start()
+        await self.consumer.start()
+        self.consumer.subscribe([t.responses], listener=_Rebalance(self))
+        last_stats = time.monotonic()
+        try:
+            while not stop.is_set():
+                batch = await self.consumer.getmany(timeout_ms=TICK_MS, max_records=500)
+                if self.consumer.assignment():
+                    self._ready.set()
+                step = Step()
+                emits: list[Emit] = []
+                for records in batch.values():
+                    for rec in records:
+                        emits.extend(self._dispatch(rec))
+                        step.consumed(rec)
+                now = time.time()
+                emits.extend(self.table.expire(now))
+                self._stage(step, emits)
+                await commit_step(producer, self.group_id, step)
+                self._flush_events()
+                if time.monotonic() - last_stats > STATS_EVERY_S:
+                    last_stats = time.monotonic()
+                    self.table.sweep(now)
+                    c = self.table.counters
+                    self.log.info("stats", open=self.table.open_count, held=len(self.table),
+                                  replies=c.replies, supplements=c.supplements, late=c.late,
+                                  duplicate_answers=c.duplicate_answers, orphans=c.orphans,
+                                  timeouts=c.timeouts)
+        finally:
+            await self.consumer.stop()
+            await producer.stop()
+
+    # ------------------------------------------------------------------ restore
+
+    async def restore(self, assigned: list[TopicPartition]) -> None:
+        assert self.consumer is not None
+        parts = [tp.partition for tp in assigned]
+        if not parts:
+            return
+        committed: dict[int, int] = {}
+        for tp in assigned:
+            off = await self.consumer.committed(tp)
+            committed[tp.partition] = off if off is not None else 0
+        t0 = time.monotonic()
+        count = 0
+
+        def replay(rec: ConsumerRecord[bytes, bytes]) -> None:
+            nonlocal count
+            count += 1
+            msg = _decode(rec)
+            if isinstance(msg, Decision):
+                self.table.on_decision(msg)
+            elif msg is not None and rec.offset < committed[rec.partition]:
+                self._apply(msg, rec.partition)  # already acted on: replies are not re-sent
+
+        await read_to_end(self.settings, self.settings.topics.responses, replay, partitions=parts)
+        self.table.sweep(time.time())
+        self.log.info("restored", partitions=parts, records=count, open=self.table.open_count,
+                      seconds=round(time.monotonic() - t0, 2))
+
+    # ------------------------------------------------------------------ processing
+
+    def _dispatch(self, rec: ConsumerRecord[bytes, bytes]) -> list[Emit]:
+        msg = _decode(rec)
+        if msg is None:
+            self.log.warning("unreadable response", partition=rec.partition, offset=rec.offset)
+            return []
+        if isinstance(msg, Decision):
+            return []  # our own record, applied when it was written
+        return self._apply(msg, rec.partition)
+
+    def _apply(self, msg: Manifest | LegAnswer | DuplicateNotice, partition: int) -> list[Emit]:
+        if isinstance(msg, Manifest):
+            return self.table.on_manifest(msg, partition)
+        if isinstance(msg, LegAnswer):
+            return self.table.on_answer(msg)
+        return self.table.on_duplicate(msg)
+
+    def _stage(self, step: Step, emits: list[Emit]) -> None:
+        t = self.settings.topics
+        for e in emits:
+            r = e.reply
+            step.send(e.topic or t.replies, encode(r), r.ori)
+            if e.decision is not None:
+                step.send(t.responses, encode(e.decision), e.cid)
+            event = "supplement" if r.supplement else ("duplicate" if r.duplicate else "replied")
+            k, v = audit_record(audit_entry(
+                COMPONENT, event, cid=r.cid, mid=r.mid, ori=r.ori, mke=r.mke,
+                imn=next((leg.imn for leg in r.legs.values() if leg.imn), None),
+                outcome=r.status,
+                detail=" ".join(f"{s}={leg.status}" for s, leg in r.legs.items()),
+            ))
+            step.send(t.audit, v, k)
+            structlog.contextvars.bind_contextvars(cid=r.cid, mid=r.mid)
+            self.log.debug(event, status=r.status)
+            structlog.contextvars.clear_contextvars()
+
+    def _flush_events(self) -> None:
+        for kind, cid, detail in self.table.events:
+            self.log.info(kind.replace("_", " "), cid=cid, detail=detail)
+        self.table.events.clear()
+
+
+def _decode(rec: ConsumerRecord[bytes, bytes]) -> Manifest | LegAnswer | DuplicateNotice | Decision | None:
+    if rec.value is None:
+        return None
+    try:
+        return response_decoder.decode(rec.value)
+    except msgspec.DecodeError:
+        return None

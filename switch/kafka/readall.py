@@ -1,0 +1,50 @@
+"""Reading a whole topic once (start-up restores): directory, mid memory, pending state."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiokafka import ConsumerRecord, TopicPartition
+
+from switch.kafka.clients import make_consumer
+from switch.settings import Settings
+
+
+async def read_to_end(
+    settings: Settings,
+    topic: str,
+    handle: Callable[[ConsumerRecord[bytes, bytes]], None],
+    *,
+    partitions: list[int] | None = None,
+    stop_at: dict[int, int] | None = None,
+) -> dict[int, int]:
+    """Feed every committed record of `topic` (or of some partitions) to `handle`, from the
+    beginning up to the end as it was when called. Returns the end offset per partition."""
+    consumer = make_consumer(settings, group_id=None)
+    await consumer.start()
+    try:
+        parts = consumer.partitions_for_topic(topic)
+        if parts is None:
+            await consumer._client.force_metadata_update()
+            parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts) if partitions is None or p in partitions]
+        if not tps:
+            return {}
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        if stop_at:
+            ends = {tp: min(off, stop_at.get(tp.partition, off)) for tp, off in ends.items()}
+        remaining = {tp for tp in tps if ends[tp] > await consumer.position(tp)}
+        while remaining:
+            batch = await consumer.getmany(*remaining, timeout_ms=500, max_records=2000)
+            for tp, records in batch.items():
+                for rec in records:
+                    if rec.offset < ends[tp]:
+                        handle(rec)
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+        return {tp.partition: off for tp, off in ends.items()}
+    finally:
+        await consumer.stop()

@@ -1,0 +1,33 @@
+"""The record directory the router routes by: LNO -> record, fed from `<prefix>.records`."""
+
+from __future__ import annotations
+
+from switch.contract.internal import RecordEntry
+
+
+class Directory:
+    """In-memory view of the compacted records topic published by LEADS."""
+
+    def __init__(self) -> None:
+        self._by_lno: dict[str, RecordEntry] = {}
+        self._by_nic: dict[str, str] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_lno)
+
+    def put(self, entry: RecordEntry) -> None:
+        self._by_lno[entry.lno] = entry
+        if entry.nic:
+            self._by_nic[entry.nic] = entry.lno
+
+    def remove(self, lno: str) -> None:
+        old = self._by_lno.pop(lno, None)
+        if old is not None and old.nic:
+            self._by_nic.pop(old.nic, None)
+
+    def by_lno(self, lno: str) -> RecordEntry | None:
+        return self._by_lno.get(lno)
+
+    def by_nic(self, nic: str) -> RecordEntry | None:
+        lno = self._by_nic.get(nic)
+        return self._by_lno.get(lno) if lno else None

@@ -1,0 +1,350 @@
+"""The router's consume loop: thin I/O around `rules`, `dedupe` and the image pipeline.
+
+Each batch of `switch.requests` is handled in one Kafka transaction: the manifests,
+leg requests, rejects, dead letters, mid records and audit entries it causes are
+committed together with the input offsets (exactly once across crashes). State that
+must survive a restart lives in topics: the mid memory in `<prefix>.mids`, the record
+directory in `<prefix>.records`; both are read back at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+
+import msgspec
+import structlog
+from aiokafka import ConsumerRecord
+
+from switch.contract.internal import DuplicateNotice, LegRequest, Manifest, record_decoder
+from switch.contract.messages import (
+    AnyRequest,
+    CancelImage,
+    Codes,
+    DeadLetter,
+    EnterImage,
+    FieldError,
+    ModifyImage,
+    QueryImage,
+    encode,
+)
+from switch.contract.replies import now_rfc3339, reject_reply
+from switch.contract.validate import RequestInvalid, Unreadable, parse_request
+from switch.images.errors import ImageRejected
+from switch.images.pipeline import NormalisedImage
+from switch.images.pool import ImagePool
+from switch.kafka.audit import audit_entry, audit_record
+from switch.kafka.clients import make_consumer, make_producer
+from switch.kafka.readall import read_to_end
+from switch.kafka.txloop import Step, commit_step
+from switch.logs import get_logger
+from switch.router.dedupe import MidMemory, MidRecord, fingerprint, mid_record_decoder
+from switch.router.directory import Directory
+from switch.router.rules import Refusal, Route, route
+from switch.settings import Settings
+
+DLQ_RAW_BYTES = 4096
+COMPONENT = "router"
+
+
+@dataclass
+class _Decoded:
+    rec: ConsumerRecord[bytes, bytes]
+    request: AnyRequest | None = None
+    error: Unreadable | RequestInvalid | None = None
+    image: NormalisedImage | None = None
+    image_error: ImageRejected | None = None
+
+
+class Router:
+    def __init__(self, settings: Settings, *, instance: str = "0") -> None:
+        self.settings = settings
+        self.group_id = f"{settings.topics.prefix}.router"
+        self.transactional_id = f"{settings.topics.prefix}.router.{instance}"
+        self.directory = Directory()
+        self.mids = MidMemory(settings.mid_retention_s)
+        self.pool = ImagePool(settings.images)
+        self.log = get_logger(COMPONENT)
+        self.counts = {"routed": 0, "rejected": 0, "dead_lettered": 0, "duplicates": 0}
+        self._directory_task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Restore, then route until `stop` is set."""
+        t = self.settings.topics
+        await read_to_end(self.settings, t.mids, self._restore_mid)
+        self.mids.expire(time.time())
+        await self.pool.start()
+        consumer = make_consumer(self.settings, t.requests, group_id=self.group_id,
+                                 max_poll_records=200)
+        producer = make_producer(self.settings, transactional_id=self.transactional_id)
+        directory = make_consumer(self.settings, group_id=None)
+        await directory.start()
+        await producer.start()
+        await consumer.start()
+        try:
+            await self._catch_up_directory(directory)
+            self._directory_task = asyncio.create_task(self._tail_directory(directory))
+            self._ready.set()
+            self.log.info("router ready", records=len(self.directory), mids=len(self.mids))
+            while not stop.is_set():
+                batch = await consumer.getmany(timeout_ms=100, max_records=200)
+                records = [r for rs in batch.values() for r in rs]
+                if records:
+                    await self._handle_batch(records, producer)
+        finally:
+            if self._directory_task:
+                self._directory_task.cancel()
+                try:
+                    await self._directory_task
+                except (asyncio.CancelledError, Exception):
+                    pass
+            await consumer.stop()
+            await producer.stop()
+            await directory.stop()
+            await self.pool.stop()
+
+    async def wait_ready(self) -> None:
+        await self._ready.wait()
+
+    # ------------------------------------------------------------------ restore
+
+    def _restore_mid(self, rec: ConsumerRecord[bytes, bytes]) -> None:
+        if rec.key is None:
+            return
+        mid = rec.key.decode()
+        if rec.value is None:
+            self.mids.forget(mid)
+            return
+        try:
+            self.mids.remember(mid, mid_record_decoder.decode(rec.value))
+        except msgspec.DecodeError:
+            self.log.warning("unreadable mid record", offset=rec.offset)
+
+    def _apply_directory(self, rec: ConsumerRecord[bytes, bytes]) -> None:
+        if rec.value is None:
+            if rec.key:
+                self.directory.remove(rec.key.decode())
+            return
+        try:
+            self.directory.put(record_decoder.decode(rec.value))
+        except msgspec.DecodeError:
+            self.log.warning("unreadable directory record", offset=rec.offset)
+
+    async def _catch_up_directory(self, consumer) -> None:  # type: ignore[no-untyped-def]
+        from aiokafka import TopicPartition
+
+        topic = self.settings.topics.records
+        parts = consumer.partitions_for_topic(topic)
+        if not parts:
+            await consumer._client.force_metadata_update()
+            parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        async def behind() -> bool:
+            return any([await consumer.position(tp) < ends[tp] for tp in tps])
+
+        while await behind():
+            batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+            for rs in batch.values():
+                for r in rs:
+                    self._apply_directory(r)
+
+    async def _tail_directory(self, consumer) -> None:  # type: ignore[no-untyped-def]
+        while True:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            for rs in batch.values():
+                for r in rs:
+                    self._apply_directory(r)
+
+    # ------------------------------------------------------------------ processing
+
+    async def _handle_batch(self, records: list[ConsumerRecord[bytes, bytes]], producer) -> None:  # type: ignore[no-untyped-def]
+        decoded = [self._decode(r) for r in records]
+        await asyncio.gather(*(self._size_image(d) for d in decoded))
+        step = Step()
+        staged: dict[str, MidRecord] = {}
+        for d in decoded:
+            structlog.contextvars.clear_contextvars()
+            self._process(d, step, staged)
+            step.consumed(d.rec)
+        await commit_step(producer, self.group_id, step)
+        for mid, mrec in staged.items():
+            self.mids.remember(mid, mrec)
+        structlog.contextvars.clear_contextvars()
+
+    def _decode(self, rec: ConsumerRecord[bytes, bytes]) -> _Decoded:
+        d = _Decoded(rec)
+        if rec.value is None:
+            d.error = Unreadable("EMPTY VALUE: A TOMBSTONE IS NOT A REQUEST")
+            return d
+        try:
+            d.request = parse_request(
+                rec.value, reply_prefix=self.settings.reply_prefix,
+                max_bytes=self.settings.max_request_bytes,
+            )
+        except (Unreadable, RequestInvalid) as exc:
+            d.error = exc
+        return d
+
+    async def _size_image(self, d: _Decoded) -> None:
+        req = d.request
+        data = getattr(req, "image", None) if isinstance(req, EnterImage | ModifyImage) else None
+        if not data:
+            return
+        try:
+            d.image = await self.pool.normalise(data)
+        except ImageRejected as exc:
+            d.image_error = exc
+
+    def _process(self, d: _Decoded, step: Step, staged: dict[str, MidRecord]) -> None:
+        t = self.settings.topics
+        rec = d.rec
+        cid = uuid.uuid4().hex
+        if isinstance(d.error, Unreadable):
+            self._dead_letter(d.error, rec, cid, step)
+            return
+        if isinstance(d.error, RequestInvalid):
+            e = d.error
+            self._reject(step, cid, e.mid, e.ori, e.mke, e.errors, e.echo, None, "invalid")
+            return
+        req = d.request
+        assert req is not None
+        structlog.contextvars.bind_contextvars(cid=cid, mid=req.mid)
+        echo = _echo(rec.value)
+        fp = fingerprint(req)
+        now = time.time()
+        seen = staged.get(req.mid)
+        verdict = self.mids.check(req.mid, fp, now)
+        if seen is not None:  # the same mid twice in one batch
+            verdict = type(verdict)("duplicate" if seen.fp == fp else "conflict", seen.cid)
+        if verdict.verdict == "duplicate":
+            assert verdict.cid is not None
+            notice = DuplicateNotice(cid=verdict.cid, mid=req.mid, reply_to=req.reply_to, received=now)
+            step.send(t.responses, encode(notice), verdict.cid)
+            self._audit(step, "duplicate", verdict.cid, req, outcome="DUPLICATE",
+                        detail=f"original cid {verdict.cid}")
+            self.counts["duplicates"] += 1
+            return
+        if verdict.verdict == "conflict":
+            err = FieldError(
+                field="mid", code=Codes.DUPLICATE_MID,
+                text=f"REJECT MKE/{_mke(req)} DUPLICATE MID/{req.mid} WITH DIFFERENT CONTENT",
+            )
+            self._reject(step, cid, req.mid, req.ori, _mke(req), [err], echo, req, "duplicate_mid")
+            return
+        if d.image_error is not None:
+            err = FieldError(field="image", code=d.image_error.code,
+                             text=f"REJECT MKE/{_mke(req)} {d.image_error.text}")
+            self._reject(step, cid, req.mid, req.ori, _mke(req), [err], echo, req, "image")
+            return
+        decision = route(req, self.directory, partition=rec.partition, offset=rec.offset)
+        if isinstance(decision, Refusal):
+            self._reject(step, cid, req.mid, req.ori, _mke(req), decision.errors, echo, req, "route")
+            return
+        self._fan_out(step, cid, req, decision, d.image, now)
+        mrec = MidRecord(fp=fp, cid=cid, ts=now)
+        staged[req.mid] = mrec
+        step.send(t.mids, encode(mrec), req.mid)
+
+    def _fan_out(
+        self, step: Step, cid: str, req: AnyRequest, decision: Route,
+        image: NormalisedImage | None, now: float,
+    ) -> None:
+        t = self.settings.topics
+        deadline = now + self.settings.deadline_s
+        if image is not None:
+            req = msgspec.structs.replace(req, image=image.data)  # type: ignore[type-var]
+        rec = decision.record
+        manifest = Manifest(
+            cid=cid, mid=req.mid, ori=req.ori, mke=_mke(req), expected=list(decision.expected),
+            skipped=dict(decision.skipped), deadline=deadline, created=now,
+            reply_to=req.reply_to, term=req.term,
+            lno=getattr(req, "lno", None) or (rec.lno if rec else None),
+            imn=getattr(req, "imn", None) or decision.imn,
+            nic=getattr(req, "nic", None) or (rec.nic if rec else None),
+            imt=getattr(req, "imt", None), doi=getattr(req, "doi", None),
+            doc=getattr(req, "doc", None),
+        )
+        # The manifest goes first: the correlator must know what to expect.
+        step.send(t.responses, encode(manifest), cid)
+        sha = image.sha256 if image else None
+        for system in decision.expected:
+            leg = LegRequest(
+                cid=cid, system=system, deadline=deadline, request=req,
+                rtype=rec.rtype if rec else None, nic=rec.nic if rec else None,
+                imn=decision.imn, image_sha256=sha,
+            )
+            step.send(t.leg_requests(system), encode(leg), decision.key)
+        self._audit(step, "received", cid, req, outcome="RECEIVED", image_sha256=sha)
+        self._audit(step, "routed", cid, req, outcome="ROUTED", image_sha256=sha,
+                    detail="legs " + ",".join(decision.expected)
+                    + "".join(f"; {s} {why}" for s, why in decision.skipped.items()))
+        self.counts["routed"] += 1
+        self.log.debug("routed", legs=decision.expected)
+
+    def _reject(
+        self, step: Step, cid: str, mid: str | None, ori: str | None, mke: str | None,
+        errors: list[FieldError], echo: str, req: AnyRequest | None, why: str,
+    ) -> None:
+        reply = reject_reply(cid=cid, mid=mid, ori=ori, mke=mke, errors=errors, echo=echo)
+        topic = (req.reply_to if req is not None and req.reply_to else None) or self.settings.topics.replies
+        step.send(topic, encode(reply), ori)
+        step.send(self.settings.topics.audit, *_swap(audit_record(audit_entry(
+            COMPONENT, "rejected", cid=cid, mid=mid, ori=ori, term=req.term if req else None,
+            mke=mke, lno=getattr(req, "lno", None), imn=getattr(req, "imn", None),
+            outcome="REJECTED", detail="; ".join(f"{e.field} {e.code}" for e in errors),
+        ))))
+        self.counts["rejected"] += 1
+        self.log.info("rejected", reason=why, codes=[e.code for e in errors])
+
+    def _dead_letter(
+        self, err: Unreadable, rec: ConsumerRecord[bytes, bytes], cid: str, step: Step
+    ) -> None:
+        t = self.settings.topics
+        letter = DeadLetter(
+            reason=err.reason, topic=rec.topic, partition=rec.partition, offset=rec.offset,
+            key=rec.key.decode("utf-8", "replace") if rec.key is not None else None,
+            raw=(rec.value or b"")[:DLQ_RAW_BYTES], ts=now_rfc3339(),
+        )
+        step.send(t.dlq, encode(letter), rec.key)
+        if err.mid and err.ori:
+            code = err.code if err.code != Codes.UNREADABLE else Codes.INVALID_FIELD
+            fe = FieldError(field="request", code=code, text=f"REJECT {err.reason}")
+            self._reject(step, cid, err.mid, err.ori, None, [fe], err.echo, None, "unreadable")
+        else:
+            step.send(t.audit, *_swap(audit_record(audit_entry(
+                COMPONENT, "dead_lettered", cid=cid, outcome="DEAD_LETTER", detail=err.reason,
+            ))))
+        self.counts["dead_lettered"] += 1
+        self.log.info("dead-lettered", reason=err.reason, partition=rec.partition, offset=rec.offset)
+
+    def _audit(self, step: Step, event: str, cid: str, req: AnyRequest, **fields: str | None) -> None:
+        entry = audit_entry(
+            COMPONENT, event, cid=cid, mid=req.mid, ori=req.ori, term=req.term, mke=_mke(req),
+            lno=getattr(req, "lno", None), imn=getattr(req, "imn", None),
+            nic=getattr(req, "nic", None), **fields,
+        )
+        step.send(self.settings.topics.audit, *_swap(audit_record(entry)))
+
+
+def _swap(kv: tuple[bytes | None, bytes]) -> tuple[bytes, bytes | None]:
+    """audit_record gives (key, value); Step.send takes (value, key)."""
+    return kv[1], kv[0]
+
+
+_MKE = {EnterImage: "EIM", ModifyImage: "MII", CancelImage: "XIM", QueryImage: "QIM"}
+
+
+def _mke(req: AnyRequest) -> str:
+    return _MKE[type(req)]
+
+
+def _echo(raw: bytes | None) -> str:
+    return (raw or b"")[:400].decode("utf-8", "replace")[:100]

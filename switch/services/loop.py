@@ -1,0 +1,465 @@
+"""The Kafka loop of a simulated system of record (LEADS or NCIC). Thin: the rules are
+in `rules.py`, the controls in `controls.py`.
+
+Exactly-once effect from at-least-once delivery: each batch of leg requests is applied
+in one SQLite transaction (the answers stored with the changes), then the answers and
+audit entries are sent, and the consumer offsets are committed only once the broker
+has acknowledged all of them. A crash anywhere re-delivers the batch; applying it again
+changes nothing and sends the same stored answers (queries excepted: they are answered
+afresh, see rules.py).
+
+Simulated latency delays each answer by its own draw; the answers of a batch wait
+concurrently, so latency does not serialise throughput (a batch takes as long as its
+slowest answer).
+
+Controls arrive on the compacted control topic, read from the beginning without a
+consumer group, so a restarted service resumes the last mode given to it:
+- `down_forward`: the request partitions are paused; entries wait in the topic and are
+  applied when the system is `up` again. Queries whose deadline passed meanwhile are
+  dropped unanswered (the correlator has answered TIMEOUT for them).
+- `down_drop`: every request is answered UNAVAILABLE at once, without applying it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Coroutine
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+
+from switch.contract.internal import LegAnswer, LegRequest, leg_request_decoder
+from switch.contract.messages import (
+    CancelImage,
+    Codes,
+    Control,
+    EnterImage,
+    Leg,
+    ModifyImage,
+    QueryImage,
+    control_decoder,
+)
+from switch.kafka.audit import audit_entry, audit_record
+from switch.kafka.clients import make_consumer, make_producer
+from switch.logs import get_logger
+from switch.services.controls import DOWN_DROP, DOWN_FORWARD, Controls
+from switch.services.directory import publish_directory
+from switch.services.rules import REJECT, UNAVAILABLE, Applied, answer_unapplied, apply_request
+from switch.services.store import Store
+from switch.settings import Settings
+
+MAX_RECORDS = 500  # per getmany: one SQLite transaction and one commit per batch
+POLL_MS = 200
+DIRECTORY_REFRESH_S = 5.0  # LEADS re-publishes records seeded while it runs
+APPLIED_KEEP_S = 7 * 24 * 3600.0  # redeliveries come within minutes; a week is ample
+PRUNE_EVERY_S = 3600.0
+CONTROL_CATCH_UP_S = 30.0
+
+MKE_OF: dict[type, str] = {EnterImage: "EIM", ModifyImage: "MII", CancelImage: "XIM", QueryImage: "QIM"}
+
+_encoder = msgspec.json.Encoder()
+
+
+async def run_service(
+    settings: Settings,
+    system: str,
+    *,
+    stop: asyncio.Event | None = None,
+    control: Control | None = None,
+    controls: Controls | None = None,
+    ready: asyncio.Event | None = None,
+) -> None:
+    """Serve `system`'s leg requests until `stop` is set (or the task is cancelled).
+
+    `control` is applied at start, after the control topic's history; `controls` lets a
+    caller (a test) share the controls object and its seeded random source; `ready` is
+    set once the service consumes requests (for LEADS: after the directory is out).
+    """
+    service = Service(settings, system, controls=controls)
+    await service.run(stop=stop or asyncio.Event(), control=control, ready=ready)
+
+
+class Service:
+    def __init__(self, settings: Settings, system: str, *, controls: Controls | None = None):
+        self.settings = settings
+        self.system = system.upper()
+        if self.system not in ("LEADS", "NCIC"):
+            raise ValueError(f"unknown system {system!r}: LEADS or NCIC")
+        self.component = self.system.lower()
+        self.controls = controls or Controls(self.system)
+        self.log = get_logger(self.component)
+        self.topics = settings.topics
+        self.store: Store | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.answered = 0
+        self.dropped = 0
+        self.unreadable = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(
+        self,
+        *,
+        stop: asyncio.Event,
+        control: Control | None = None,
+        ready: asyncio.Event | None = None,
+    ) -> None:
+        store = self.store = Store(self.settings.store_path(self.system), self.system)
+        producer = self.producer = make_producer(self.settings)
+        ctl = make_consumer(self.settings, self.topics.control, group_id=None)
+        requests = make_consumer(
+            self.settings,
+            self.topics.leg_requests(self.system),
+            group_id=f"{self.topics.prefix}.{self.component}",
+            max_poll_records=MAX_RECORDS,
+        )
+        tasks: list[asyncio.Task[Any]] = []
+        try:
+            await producer.start()
+            await ctl.start()
+            t0 = time.monotonic()
+            await self._catch_up_controls(ctl)
+            self.log.info("controls read", mode=self.controls.mode,
+                          took_s=round(time.monotonic() - t0, 3))
+            if control is not None:
+                self._apply_control(control, source="argument")
+            tasks.append(asyncio.create_task(self._follow_controls(ctl)))
+            if self.system == "LEADS":
+                count, last = await publish_directory(store, producer, self.topics.records)
+                await producer.flush()
+                self.log.info("directory published", records=count)
+                tasks.append(asyncio.create_task(self._refresh_directory(last)))
+            await requests.start()
+            self.log.info(
+                "serving",
+                topic=self.topics.leg_requests(self.system),
+                mode=self.controls.mode,
+                records=store.record_count(),
+            )
+            if ready is not None:
+                ready.set()
+            await self._serve(requests, stop)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            # Every client, started or not: an unstopped one warns when collected.
+            for client in (requests, ctl, producer):
+                with contextlib.suppress(Exception):
+                    await client.stop()
+            store.close()
+            self.log.info(
+                "stopped", answered=self.answered, dropped=self.dropped, unreadable=self.unreadable
+            )
+
+    # ------------------------------------------------------------------ controls
+
+    async def _catch_up_controls(self, ctl: AIOKafkaConsumer) -> None:
+        """Read the control topic to its end, so the last command given to this system
+        holds before the first request is served. The consumer has no group, so it is
+        given every partition and starts from the beginning."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CONTROL_CATCH_UP_S
+        while not ctl.assignment():  # metadata of a just-created topic may lag
+            if loop.time() > deadline:
+                self.log.warning("control topic not readable yet; serving in the current mode",
+                                 topic=self.topics.control)
+                return
+            await self._read_controls(ctl, POLL_MS)
+        ends = await ctl.end_offsets(list(ctl.assignment()))
+        while not await self._caught_up(ctl, ends):
+            if loop.time() > deadline:
+                self.log.warning("control topic not read to its end in time")
+                return
+            await self._read_controls(ctl, POLL_MS)
+
+    async def _read_controls(self, ctl: AIOKafkaConsumer, timeout_ms: int) -> None:
+        batch = await ctl.getmany(timeout_ms=timeout_ms)
+        for records in batch.values():
+            for record in records:
+                self._on_control(record)
+
+    @staticmethod
+    async def _caught_up(ctl: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+        for tp, end in ends.items():
+            if await ctl.position(tp) < end:
+                return False
+        return True
+
+    async def _follow_controls(self, ctl: AIOKafkaConsumer) -> None:
+        while True:
+            try:
+                await self._read_controls(ctl, 500)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a broker hiccup must not end the control feed
+                self.log.warning("control read failed", error=repr(exc))
+                await asyncio.sleep(1.0)
+
+    def _on_control(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        if record.value is None:
+            return  # a tombstone: nothing to apply
+        try:
+            control = control_decoder.decode(record.value)
+        except msgspec.DecodeError as exc:
+            self.log.warning("unreadable control command skipped", error=str(exc),
+                             offset=record.offset)
+            return
+        self._apply_control(control, source="topic")
+
+    def _apply_control(self, control: Control, *, source: str) -> None:
+        if self.controls.apply(control):
+            s = self.controls.state
+            self.log.info(
+                "control applied",
+                source=source,
+                mode=s.mode,
+                p50_ms=s.p50_ms,
+                p99_ms=s.p99_ms,
+                reject_rate=s.reject_rate,
+            )
+
+    # ------------------------------------------------------------------ directory
+
+    async def _refresh_directory(self, last: int) -> None:
+        assert self.store is not None and self.producer is not None
+        while True:
+            await asyncio.sleep(DIRECTORY_REFRESH_S)
+            try:
+                count, last = await publish_directory(
+                    self.store, self.producer, self.topics.records, after_rowid=last
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.log.warning("directory refresh failed", error=repr(exc))
+                continue
+            if count:
+                self.log.info("directory refreshed", records=count)
+
+    # ------------------------------------------------------------------ requests
+
+    async def _serve(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+        paused = False
+        last_prune = 0.0
+        while not stop.is_set():
+            forward = self.controls.mode == DOWN_FORWARD
+            if forward:
+                # Re-paused every round: a rebalance hands over partitions unpaused.
+                consumer.pause(*consumer.assignment())
+                if not paused:
+                    self.log.info("down, forwarding: requests wait in the topic")
+                paused = True
+            elif paused:
+                consumer.resume(*consumer.assignment())
+                paused = False
+                self.log.info("up again: applying the requests that waited")
+            try:
+                batch = await consumer.getmany(timeout_ms=POLL_MS, max_records=MAX_RECORDS)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.log.warning("fetch failed", error=repr(exc))
+                await asyncio.sleep(0.5)
+                continue
+            if not batch:
+                if time.time() - last_prune > PRUNE_EVERY_S:
+                    last_prune = time.time()
+                    self._prune()
+                continue
+            if self.controls.mode == DOWN_FORWARD:
+                # Fetched before the pause took hold: leave them for later.
+                for tp, records in batch.items():
+                    consumer.seek(tp, records[0].offset)
+                continue
+            await self._handle_batch(consumer, batch)
+
+    async def _handle_batch(
+        self,
+        consumer: AIOKafkaConsumer,
+        batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+    ) -> None:
+        assert self.store is not None and self.producer is not None
+        sends: list[Coroutine[Any, Any, None]] = []
+        offsets: dict[TopicPartition, int] = {}
+        # One SQLite transaction for the batch (each request in its own savepoint):
+        # one disk sync per batch, and nothing is sent before the changes are durable.
+        try:
+            with self.store.transaction():
+                for tp, records in batch.items():
+                    for record in records:
+                        offsets[tp] = record.offset + 1
+                        sends.extend(self._handle(record))
+        except Exception as exc:  # e.g. the disk is full: nothing applied, nothing sent
+            for send in sends:
+                send.close()
+            self.log.error("store commit failed; batch will be retried", error=repr(exc))
+            self._rewind(consumer, batch)
+            await asyncio.sleep(1.0)
+            return
+        finally:
+            structlog.contextvars.clear_contextvars()
+        try:
+            await asyncio.gather(*sends)
+        except Exception as exc:
+            # Not acknowledged: redeliver the whole batch. The store answers it again
+            # with the same stored answers, so nothing is applied twice.
+            self.log.error("sending answers failed; batch will be retried", error=repr(exc))
+            self._rewind(consumer, batch)
+            await asyncio.sleep(0.5)
+            return
+        try:
+            await consumer.commit(offsets)
+        except Exception as exc:
+            # A rebalance took the partitions: their next owner re-reads the batch and
+            # gets the stored answers. Duplicates of an answer are identical.
+            self.log.warning("offset commit failed", error=repr(exc))
+
+    @staticmethod
+    def _rewind(
+        consumer: AIOKafkaConsumer,
+        batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+    ) -> None:
+        for tp, records in batch.items():
+            with contextlib.suppress(Exception):  # the partition may have been revoked
+                consumer.seek(tp, records[0].offset)
+
+    def _handle(self, record: ConsumerRecord[bytes, bytes]) -> list[Coroutine[Any, Any, None]]:
+        """Apply one leg request; return the sends it causes (answer, audit)."""
+        assert self.store is not None
+        structlog.contextvars.clear_contextvars()
+        try:
+            leg = leg_request_decoder.decode(record.value or b"")
+        except msgspec.DecodeError as exc:
+            self.unreadable += 1
+            self.log.error(
+                "unreadable leg request skipped",
+                error=str(exc),
+                partition=record.partition,
+                offset=record.offset,
+            )
+            return []
+        req = leg.request
+        mke = MKE_OF.get(type(req), "?")
+        structlog.contextvars.bind_contextvars(cid=leg.cid, mid=req.mid, mke=mke)
+        if leg.system.upper() != self.system:
+            self.unreadable += 1
+            self.log.error("leg request for another system skipped", to=leg.system)
+            return []
+        now = datetime.now(UTC)
+        if isinstance(req, QueryImage) and leg.deadline < now.timestamp():
+            self.dropped += 1
+            self.log.info("query past its deadline dropped", late_s=now.timestamp() - leg.deadline)
+            return [self._audit(leg, mke, "dropped", outcome="DEADLINE_PASSED")]
+        delay = 0.0
+        try:
+            if self.controls.mode == DOWN_DROP:
+                applied = answer_unapplied(
+                    self.store,
+                    leg,
+                    UNAVAILABLE,
+                    code=Codes.SYSTEM_UNAVAILABLE,
+                    text="UNAVAILABLE - SYSTEM DOWN, NOT APPLIED",
+                    now=now,
+                )
+            else:
+                delay = self.controls.sample_latency_s()
+                if self.controls.should_reject():
+                    applied = answer_unapplied(
+                        self.store,
+                        leg,
+                        REJECT,
+                        code=Codes.SIMULATED_REJECT,
+                        text="REJECT SIMULATED REJECT",
+                        now=now,
+                        delay_s=delay,
+                    )
+                else:
+                    applied = apply_request(
+                        self.store,
+                        leg,
+                        now=now,
+                        renewal_days=self.settings.renewal_days,
+                        delay_s=delay,
+                    )
+        except Exception as exc:  # a store failure must not end the loop: refuse instead
+            self.log.exception("applying failed", error=repr(exc))
+            answer = LegAnswer(
+                cid=leg.cid,
+                system=self.system,
+                leg=Leg(
+                    status=UNAVAILABLE,
+                    code=Codes.SYSTEM_UNAVAILABLE,
+                    text=f"{self.system:<5} UNAVAILABLE - INTERNAL ERROR, NOT APPLIED",
+                ),
+                answered=now.timestamp(),
+            )
+            applied = Applied(answer=answer, encoded=_encoder.encode(answer))
+        if applied.redelivered:
+            delay = 0.0
+        self.answered += 1
+        a = applied.answer
+        self.log.debug(
+            "answered",
+            status=a.leg.status,
+            code=a.leg.code,
+            redelivered=applied.redelivered,
+            delay_ms=round(delay * 1000, 1),
+        )
+        outcome = a.leg.status if not a.leg.code else f"{a.leg.status}/{a.leg.code}"
+        return [
+            self._send_answer(leg.cid, applied.encoded, delay),
+            self._audit(
+                leg,
+                mke,
+                "answered",
+                outcome=outcome,
+                lno=applied.lno or getattr(req, "lno", None),
+                imn=applied.imn or getattr(req, "imn", None),
+                nic=applied.nic or leg.nic,
+                image_sha256=applied.image_sha256,
+                detail=("redelivered: stored answer; " if applied.redelivered else "")
+                + a.leg.text,
+            ),
+        ]
+
+    async def _send_answer(self, cid: str, value: bytes, delay: float) -> None:
+        assert self.producer is not None
+        if delay > 0:
+            await asyncio.sleep(delay)
+        fut = await self.producer.send(self.topics.responses, key=cid.encode(), value=value)
+        await fut
+
+    async def _audit(self, leg: LegRequest, mke: str, event: str, **fields: Any) -> None:
+        assert self.producer is not None
+        req = leg.request
+        entry = audit_entry(
+            self.component,
+            event,
+            cid=leg.cid,
+            mid=req.mid,
+            ori=req.ori,
+            term=req.term,
+            mke=mke,
+            **fields,
+        )
+        key, value = audit_record(entry)
+        fut = await self.producer.send(self.topics.audit, key=key, value=value)
+        await fut
+
+    def _prune(self) -> None:
+        assert self.store is not None
+        try:
+            gone = self.store.prune_applied(time.time() - APPLIED_KEEP_S)
+        except Exception as exc:
+            self.log.warning("pruning applied answers failed", error=repr(exc))
+            return
+        if gone:
+            self.log.info("applied answers pruned", count=gone)
