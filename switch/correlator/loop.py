@@ -83,7 +83,7 @@ class Correlator:
                         emits.extend(self._dispatch(rec))
                         step.consumed(rec)
                 now = time.time()
-                emits.extend(self.table.expire(now))
+                emits.extend(self.table.expire(now, await self._caught_up()))
                 self._stage(step, emits)
                 await commit_step(producer, self.group_id, step)
                 self._flush_events()
@@ -98,6 +98,18 @@ class Correlator:
         finally:
             await self.consumer.stop()
             await producer.stop()
+
+    async def _caught_up(self) -> set[int]:
+        """Partitions read up to their last stable offset: only there may a deadline fire."""
+        assert self.consumer is not None
+        done: set[int] = set()
+        for tp in self.consumer.assignment():
+            lso = self.consumer.last_stable_offset(tp)
+            if lso is None:
+                continue
+            if await self.consumer.position(tp) >= lso:
+                done.add(tp.partition)
+        return done
 
     # ------------------------------------------------------------------ restore
 

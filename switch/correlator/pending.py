@@ -142,11 +142,17 @@ class PendingTable:
             tx.supplemented.add(d.leg)
             self._maybe_done(tx, d.ts)
 
-    def expire(self, now: float) -> list[Emit]:
-        """Transactions past their deadline get their reply: QUEUED entries, TIMEOUT queries."""
+    def expire(self, now: float, partitions: set[int] | None = None) -> list[Emit]:
+        """Transactions past their deadline get their reply: QUEUED entries, TIMEOUT queries.
+
+        Only in `partitions` (when given): those whose log has been read to its end, so an
+        answer already written in time is never mistaken for a missing one (after a
+        restart, or while the correlator lags)."""
         emits: list[Emit] = []
         for tx in list(self.txs.values()):
             if tx.first_sent or tx.manifest.deadline > now:
+                continue
+            if partitions is not None and tx.partition not in partitions:
                 continue
             status = QUEUED if tx.manifest.mke in ENTRY_KEYS else TIMEOUT
             missing = {s: status for s in tx.manifest.expected if s not in tx.answers}
