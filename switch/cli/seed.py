@@ -58,8 +58,11 @@ def run(args: argparse.Namespace) -> int:
         with open(args.out, "wb") as f:
             f.write(lines)
     else:
-        sys.stdout.buffer.write(lines)
-        sys.stdout.buffer.flush()
+        try:
+            sys.stdout.buffer.write(lines)
+            sys.stdout.buffer.flush()
+        except BrokenPipeError:  # `switch seed ... | head`: the reader has what it wanted
+            pass
     sor = sum(1 for e in entries if e.rtype == "SOR")
     print(
         f"switch seed: {len(entries)} records ({sor} SOR, {len(entries) - sor} VOAY), "

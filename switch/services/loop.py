@@ -9,8 +9,13 @@ changes nothing and sends the same stored answers (queries excepted: they are an
 afresh, see rules.py).
 
 Simulated latency delays each answer by its own draw; the answers of a batch wait
-concurrently, so latency does not serialise throughput (a batch takes as long as its
-slowest answer).
+concurrently, and up to MAX_IN_FLIGHT batches are in flight at once (the next batch is
+applied while earlier answers wait out their latency and their acks), so latency does
+not serialise throughput. Batches are applied in order, so one record's entries are
+too; offsets are committed in order. If a batch's answers cannot be sent, it and every
+batch after it are redelivered from their first offsets (only the fetch loop moves
+the consumer, after the batches in flight are done). Before partitions are revoked
+in a rebalance, the batches in flight are finished and committed.
 
 Controls arrive on the compacted control topic, read from the beginning without a
 consumer group, so a restarted service resumes the last mode given to it:
@@ -31,7 +36,13 @@ from typing import Any
 
 import msgspec
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    ConsumerRecord,
+    TopicPartition,
+)
 
 from switch.contract.internal import LegAnswer, LegRequest, leg_request_decoder
 from switch.contract.messages import (
@@ -54,11 +65,13 @@ from switch.services.store import Store
 from switch.settings import Settings
 
 MAX_RECORDS = 500  # per getmany: one SQLite transaction and one commit per batch
+MAX_IN_FLIGHT = 4  # batches applied and waiting for their answers to be acknowledged
 POLL_MS = 200
 DIRECTORY_REFRESH_S = 5.0  # LEADS re-publishes records seeded while it runs
 APPLIED_KEEP_S = 7 * 24 * 3600.0  # redeliveries come within minutes; a week is ample
 PRUNE_EVERY_S = 3600.0
 CONTROL_CATCH_UP_S = 30.0
+DRAIN_TIMEOUT_S = 30.0
 
 MKE_OF: dict[type, str] = {EnterImage: "EIM", ModifyImage: "MII", CancelImage: "XIM", QueryImage: "QIM"}
 
@@ -85,6 +98,8 @@ async def run_service(
 
 
 class Service:
+    """One system's service: its store, its clients and the loop that feeds the rules."""
+
     def __init__(self, settings: Settings, system: str, *, controls: Controls | None = None):
         self.settings = settings
         self.system = system.upper()
@@ -99,6 +114,9 @@ class Service:
         self.answered = 0
         self.dropped = 0
         self.unreadable = 0
+        self._tail: asyncio.Task[None] | None = None  # the last batch in flight
+        self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._redeliver: dict[TopicPartition, int] = {}  # first offsets to read again
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -114,10 +132,10 @@ class Service:
         ctl = make_consumer(self.settings, self.topics.control, group_id=None)
         requests = make_consumer(
             self.settings,
-            self.topics.leg_requests(self.system),
             group_id=f"{self.topics.prefix}.{self.component}",
             max_poll_records=MAX_RECORDS,
         )
+        requests.subscribe([self.topics.leg_requests(self.system)], listener=_Drain(self))
         tasks: list[asyncio.Task[Any]] = []
         try:
             await producer.start()
@@ -145,6 +163,8 @@ class Service:
                 ready.set()
             await self._serve(requests, stop)
         finally:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(self._drain(), DRAIN_TIMEOUT_S)
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -250,8 +270,14 @@ class Service:
         paused = False
         last_prune = 0.0
         while not stop.is_set():
-            forward = self.controls.mode == DOWN_FORWARD
-            if forward:
+            if self._redeliver:
+                # Only this loop moves the consumer: wait for the batches in flight,
+                # then go back to the first offset not safely answered.
+                await self._drain()
+                self._rewind(consumer)
+                await asyncio.sleep(0.5)
+                continue
+            if self.controls.mode == DOWN_FORWARD:
                 # Re-paused every round: a rebalance hands over partitions unpaused.
                 consumer.pause(*consumer.assignment())
                 if not paused:
@@ -269,67 +295,115 @@ class Service:
                 self.log.warning("fetch failed", error=repr(exc))
                 await asyncio.sleep(0.5)
                 continue
+            if time.time() - last_prune > PRUNE_EVERY_S:
+                last_prune = time.time()
+                self._prune()
             if not batch:
-                if time.time() - last_prune > PRUNE_EVERY_S:
-                    last_prune = time.time()
-                    self._prune()
                 continue
             if self.controls.mode == DOWN_FORWARD:
                 # Fetched before the pause took hold: leave them for later.
                 for tp, records in batch.items():
                     consumer.seek(tp, records[0].offset)
                 continue
-            await self._handle_batch(consumer, batch)
+            await self._slots.acquire()
+            self._start_batch(consumer, batch)
+        await self._drain()
 
-    async def _handle_batch(
+    def _start_batch(
         self,
         consumer: AIOKafkaConsumer,
         batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
     ) -> None:
-        assert self.store is not None and self.producer is not None
+        """Apply a batch, then leave its sends and commit to a task, so the next batch
+        is applied while this one's answers wait out their latency and their acks."""
+        assert self.store is not None
+        started = time.perf_counter()
+        starts = {tp: records[0].offset for tp, records in batch.items()}
+        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
         sends: list[Coroutine[Any, Any, None]] = []
-        offsets: dict[TopicPartition, int] = {}
         # One SQLite transaction for the batch (each request in its own savepoint):
         # one disk sync per batch, and nothing is sent before the changes are durable.
         try:
             with self.store.transaction():
-                for tp, records in batch.items():
+                for records in batch.values():
                     for record in records:
-                        offsets[tp] = record.offset + 1
                         sends.extend(self._handle(record))
         except Exception as exc:  # e.g. the disk is full: nothing applied, nothing sent
             for send in sends:
                 send.close()
             self.log.error("store commit failed; batch will be retried", error=repr(exc))
-            self._rewind(consumer, batch)
-            await asyncio.sleep(1.0)
+            self._mark_redeliver(starts)
+            self._slots.release()
             return
         finally:
             structlog.contextvars.clear_contextvars()
-        try:
-            await asyncio.gather(*sends)
-        except Exception as exc:
-            # Not acknowledged: redeliver the whole batch. The store answers it again
-            # with the same stored answers, so nothing is applied twice.
-            self.log.error("sending answers failed; batch will be retried", error=repr(exc))
-            self._rewind(consumer, batch)
-            await asyncio.sleep(0.5)
-            return
-        try:
-            await consumer.commit(offsets)
-        except Exception as exc:
-            # A rebalance took the partitions: their next owner re-reads the batch and
-            # gets the stored answers. Duplicates of an answer are identical.
-            self.log.warning("offset commit failed", error=repr(exc))
+        applied = time.perf_counter()
+        self._tail = asyncio.create_task(
+            self._finish(consumer, sends, starts, offsets, self._tail, started, applied)
+        )
 
-    @staticmethod
-    def _rewind(
+    async def _finish(
+        self,
         consumer: AIOKafkaConsumer,
-        batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+        sends: list[Coroutine[Any, Any, None]],
+        starts: dict[TopicPartition, int],
+        offsets: dict[TopicPartition, int],
+        previous: asyncio.Task[None] | None,
+        started: float,
+        applied: float,
     ) -> None:
-        for tp, records in batch.items():
+        try:
+            ok = True
+            try:
+                await asyncio.gather(*sends)
+            except Exception as exc:
+                ok = False
+                self.log.error("sending answers failed; batch will be redelivered",
+                               error=repr(exc))
+            sent = time.perf_counter()
+            if previous is not None:  # commits go in order
+                with contextlib.suppress(Exception):
+                    await previous
+            if not ok or self._redeliver:
+                # This batch, or an earlier one, is not safely answered: redeliver from
+                # there. The store answers again with the answers it stored.
+                self._mark_redeliver(starts)
+                return
+            try:
+                await consumer.commit(offsets)
+            except Exception as exc:
+                # A rebalance took the partitions: their next owner re-reads the batch
+                # and gets the stored answers. Duplicates of an answer are identical.
+                self.log.warning("offset commit failed", error=repr(exc))
+            self.log.debug(
+                "batch done",
+                size=sum(offsets[tp] - starts[tp] for tp in offsets),
+                apply_ms=round((applied - started) * 1000, 1),
+                send_ms=round((sent - applied) * 1000, 1),
+                total_ms=round((time.perf_counter() - started) * 1000, 1),
+            )
+        finally:
+            self._slots.release()
+
+    async def _drain(self) -> None:
+        """Wait until every batch in flight is answered and committed (or marked)."""
+        tail = self._tail
+        if tail is not None:
+            with contextlib.suppress(Exception):
+                await tail  # each batch waits for the one before it
+            if self._tail is tail:
+                self._tail = None
+
+    def _mark_redeliver(self, starts: dict[TopicPartition, int]) -> None:
+        for tp, offset in starts.items():
+            self._redeliver[tp] = min(offset, self._redeliver.get(tp, offset))
+
+    def _rewind(self, consumer: AIOKafkaConsumer) -> None:
+        for tp, offset in self._redeliver.items():
             with contextlib.suppress(Exception):  # the partition may have been revoked
-                consumer.seek(tp, records[0].offset)
+                consumer.seek(tp, offset)
+        self.log.warning("redelivering", partitions={str(tp): o for tp, o in self._redeliver.items()})
+        self._redeliver.clear()
 
     def _handle(self, record: ConsumerRecord[bytes, bytes]) -> list[Coroutine[Any, Any, None]]:
         """Apply one leg request; return the sends it causes (answer, audit)."""
@@ -463,3 +537,17 @@ class Service:
             return
         if gone:
             self.log.info("applied answers pruned", count=gone)
+
+
+class _Drain(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Before partitions go to another member, finish (and commit) the batches in flight,
+    so the new owner does not answer them a second time."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self.service._drain()
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        pass
