@@ -128,6 +128,7 @@ class ImageSettings:
     allowed_formats: tuple[str, ...] = ("JPEG", "PNG")
     quality_start: int = 90
     quality_min: int = 30
+    max_input_scans: int = 100  # progressive JPEG scans; thousands of tiny ones burn CPU
     pool_size: int = 0  # 0: normalise in the router's process; N: a process pool of N
 
 

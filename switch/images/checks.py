@@ -68,9 +68,7 @@ def inspect(data: bytes, settings: ImageSettings) -> Header:
     fmt = sniff(data)
     if fmt not in ("JPEG", "PNG") or fmt not in settings.allowed_formats:
         raise invalid(f"{fmt}, NOT A {allowed}" if fmt else f"NOT A {allowed}")
-    header = _jpeg_header(data, settings) if fmt == "JPEG" else _png_header(data)
-    check_dimensions(header.width, header.height, settings)
-    return header
+    return _jpeg_header(data, settings) if fmt == "JPEG" else _png_header(data, settings)
 
 
 def sniff(data: bytes) -> str | None:
@@ -143,6 +141,10 @@ def _jpeg_header(data: bytes, settings: ImageSettings) -> Header:
             if len(segment) < 6 or len(segment) < 6 + 3 * segment[5]:
                 raise invalid("MALFORMED JPEG FRAME HEADER")
             frame, sof = segment, marker
+            height, width = struct.unpack_from(">HH", frame, 1)
+            if height == 0:
+                raise invalid("JPEG HEIGHT NOT IN FRAME HEADER")
+            check_dimensions(width, height, settings)  # before reading any further
         elif marker == _SOS:
             scan = segment
         elif marker == _DQT:
@@ -157,8 +159,6 @@ def _jpeg_header(data: bytes, settings: ImageSettings) -> Header:
     if frame is None:
         raise invalid("JPEG HAS NO FRAME HEADER")
     height, width = struct.unpack_from(">HH", frame, 1)
-    if height == 0:
-        raise invalid("JPEG HEIGHT NOT IN FRAME HEADER")
     header = Header("JPEG", width, height, progressive=sof in _PROGRESSIVE_SOF)
     if not (
         clean
@@ -248,12 +248,13 @@ def count_scans(data: bytes) -> int:
 # --------------------------------------------------------------------------- PNG
 
 
-def _png_header(data: bytes) -> Header:
-    """IHDR's dimensions, after walking the chunk list to IEND."""
+def _png_header(data: bytes, settings: ImageSettings) -> Header:
+    """IHDR's dimensions, checked, then the chunk list walked to IEND."""
     n = len(data)
     if n < 33 or data[12:16] != b"IHDR":
         raise invalid("TRUNCATED PNG HEADER" if n < 33 else "MALFORMED PNG HEADER")
     width, height = struct.unpack_from(">II", data, 16)
+    check_dimensions(width, height, settings)
     pos = 8
     chunks = 0
     seen_idat = False

@@ -16,7 +16,6 @@ from switch.images.errors import invalid
 
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 _SIXTEEN_BIT = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
-_WHITE = {"L": 255, "RGB": (255, 255, 255)}
 
 
 def to_srgb(im: Image.Image, icc_profile: bytes | None) -> Image.Image:
@@ -58,7 +57,7 @@ def _on_white(im: Image.Image) -> Image.Image:
     colour = "L" if im.mode in ("LA", "La") else "RGB"
     if im.mode in ("La", "RGBa"):  # premultiplied: undo before compositing
         im = im.convert("LA" if colour == "L" else "RGBA")
-    background = Image.new(colour, im.size, _WHITE[colour])
+    background = Image.new(colour, im.size, "white")
     background.paste(im.convert(colour), mask=im.getchannel("A"))
     return background
 

@@ -152,3 +152,38 @@ async def test_ncic_down_forward_queues_entries_and_supplements(switch: RunningS
     sup = await switch.client.wait(req["mid"], predicate=lambda r: r.supplement, timeout=30)
     assert sup[0].status == "COMPLETE" and sup[0].legs["NCIC"].status == "ACK"
     assert sup[0].cid == first.cid
+
+
+async def test_every_step_is_audited_without_image_bytes(switch: RunningSwitch) -> None:
+    import hashlib
+
+    from switch.contract.messages import AuditEntry
+    from switch.kafka.readall import read_to_end
+
+    rec = switch.record("SOR", 5)
+    req = eim(rec, term="T-042")
+    reply = await switch.client.request(req)
+    assert reply.status == "COMPLETE"
+    bad = await switch.client.request(dict(req, mid=new_mid("bad"), doi="20231345"))
+    assert bad.status == "REJECTED"
+
+    entries: list[AuditEntry] = []
+    raw_sizes: list[int] = []
+
+    def collect(r) -> None:  # type: ignore[no-untyped-def]
+        raw_sizes.append(len(r.value))
+        entries.append(msgspec.json.decode(r.value, type=AuditEntry))
+
+    await read_to_end(switch.settings, switch.settings.topics.audit, collect)
+    mine = [e for e in entries if e.cid == reply.cid]
+    events = {(e.component, e.event) for e in mine}
+    assert {("router", "received"), ("router", "routed"), ("leads", "answered"),
+            ("ncic", "answered"), ("correlator", "replied")} <= events, events
+    assert all(e.mid == req["mid"] and e.ori == rec.ori for e in mine)
+    assert any(e.term == "T-042" for e in mine)
+    routed = next(e for e in mine if e.event == "routed")
+    stored = next(i for i in (await switch.client.request(
+        {"mke": "QIM", "mid": new_mid("q"), "ori": rec.ori, "lno": rec.lno})).images)
+    assert routed.image_sha256 == hashlib.sha256(stored.image).hexdigest()
+    assert any(e.event == "rejected" and e.cid == bad.cid and e.outcome == "REJECTED" for e in entries)
+    assert max(raw_sizes) < 2000  # no entry carries an image
