@@ -44,9 +44,9 @@ def run(args: argparse.Namespace) -> int:
         stopped = broker.stop()
         print("stopped" if stopped else "not running")
         return 0
-    state = broker.status()
-    if state is None:
+    status = broker.status()
+    if status is None:
         print(f"not running (home {settings.home})")
         return 3
-    print(f"running pid {state.pid} at {state.bootstrap} (home {settings.home})")
+    print(f"running pid {status.pid} at {status.bootstrap} (home {settings.home})")
     return 0

@@ -186,6 +186,7 @@ def _decode(rec: ConsumerRecord[bytes, bytes]) -> Manifest | LegAnswer | Duplica
     if rec.value is None:
         return None
     try:
-        return response_decoder.decode(rec.value)
+        msg: Manifest | LegAnswer | DuplicateNotice | Decision = response_decoder.decode(rec.value)
+        return msg
     except msgspec.DecodeError:
         return None

@@ -31,9 +31,10 @@ REQUESTS = 2000
 RATE = 100.0  # per second: the run takes ~20 s, long enough for three kills
 
 
-def small_jpeg() -> bytes:
+def small_jpeg(n: int) -> bytes:
+    """A small conforming JPEG, different for every n (a record refuses the same photo twice)."""
     buf = io.BytesIO()
-    Image.new("RGB", (120, 150), (80, 100, 120)).save(buf, "JPEG", quality=80)
+    Image.new("RGB", (120, 150), (n % 256, (n // 256) % 256, 120)).save(buf, "JPEG", quality=80)
     return buf.getvalue()
 
 
@@ -76,10 +77,7 @@ class Component:
 async def test_kill_minus_nine_loses_and_doubles_nothing(kafka_settings: Settings, tmp_path: Path) -> None:
     settings = kafka_settings.with_overrides(deadline_s=15.0)
     records = seed_stores(settings, 800, 11)
-    image = small_jpeg()
     import base64
-
-    b64 = base64.b64encode(image).decode()
     requests: list[dict[str, str]] = []
     imts = ("M", "S", "I")
     for i in range(REQUESTS):
@@ -87,7 +85,8 @@ async def test_kill_minus_nine_loses_and_doubles_nothing(kafka_settings: Setting
         lap = i // len(records)
         if lap < 3:
             requests.append({"mke": "EIM", "mid": f"crash-{i}", "ori": rec.ori, "lno": rec.lno,
-                             "imt": imts[lap], "doi": "20250101", "image": b64})
+                             "imt": imts[lap], "doi": "20250101",
+                             "image": base64.b64encode(small_jpeg(i)).decode()})
         else:
             requests.append({"mke": "QIM", "mid": f"crash-{i}", "ori": rec.ori, "lno": rec.lno})
 
