@@ -47,6 +47,7 @@ from switch.settings import Settings
 
 DLQ_RAW_BYTES = 4096
 COMPONENT = "router"
+REPLY_TO_CHECK_S = 5.0
 
 
 @dataclass
@@ -56,6 +57,7 @@ class _Decoded:
     error: Unreadable | RequestInvalid | None = None
     image: NormalisedImage | None = None
     image_error: ImageRejected | None = None
+    reply_to_missing: bool = False
 
 
 class Router:
@@ -70,6 +72,7 @@ class Router:
         self.counts = {"routed": 0, "rejected": 0, "dead_lettered": 0, "duplicates": 0}
         self._directory_task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        self._known_topics: set[str] = {settings.topics.replies}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -168,6 +171,9 @@ class Router:
     async def _handle_batch(self, records: list[ConsumerRecord[bytes, bytes]], producer) -> None:  # type: ignore[no-untyped-def]
         decoded = [self._decode(r) for r in records]
         await asyncio.gather(*(self._size_image(d) for d in decoded))
+        for d in decoded:
+            if d.request is not None and d.request.reply_to:
+                d.reply_to_missing = not await self._topic_exists(producer, d.request.reply_to)
         step = Step()
         staged: dict[str, MidRecord] = {}
         for d in decoded:
@@ -178,6 +184,18 @@ class Router:
         for mid, mrec in staged.items():
             self.mids.remember(mid, mrec)
         structlog.contextvars.clear_contextvars()
+
+    async def _topic_exists(self, producer, topic: str) -> bool:  # type: ignore[no-untyped-def]
+        """A reply_to topic must exist (or be auto-created): a send to a missing topic would
+        stall the correlator's transaction. Known topics are cached."""
+        if topic in self._known_topics:
+            return True
+        try:
+            await asyncio.wait_for(producer.partitions_for(topic), REPLY_TO_CHECK_S)
+        except Exception:
+            return False
+        self._known_topics.add(topic)
+        return True
 
     def _decode(self, rec: ConsumerRecord[bytes, bytes]) -> _Decoded:
         d = _Decoded(rec)
@@ -238,6 +256,12 @@ class Router:
                 text=f"REJECT MKE/{_mke(req)} DUPLICATE MID/{req.mid} WITH DIFFERENT CONTENT",
             )
             self._reject(step, cid, req.mid, req.ori, _mke(req), [err], echo, req, "duplicate_mid")
+            return
+        if d.reply_to_missing:
+            err = FieldError(field="reply_to", code=Codes.BAD_REPLY_TO,
+                             text=f"REJECT MKE/{_mke(req)} BAD REPLY_TO: TOPIC {req.reply_to} DOES NOT EXIST")
+            req_default = msgspec.structs.replace(req, reply_to=None)
+            self._reject(step, cid, req.mid, req.ori, _mke(req), [err], echo, req_default, "reply_to")
             return
         if d.image_error is not None:
             err = FieldError(field="image", code=d.image_error.code,

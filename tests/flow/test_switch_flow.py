@@ -187,3 +187,20 @@ async def test_every_step_is_audited_without_image_bytes(switch: RunningSwitch) 
     assert routed.image_sha256 == hashlib.sha256(stored.image).hexdigest()
     assert any(e.event == "rejected" and e.cid == bad.cid and e.outcome == "REJECTED" for e in entries)
     assert max(raw_sizes) < 2000  # no entry carries an image
+
+
+async def test_reply_to_a_topic_under_the_prefix(switch: RunningSwitch) -> None:
+    from switch.client import SwitchClient
+    from switch.kafka.topics import TopicSpec, ensure_topics
+
+    s = switch.settings
+    own = f"{s.topics.replies}.tool-{uuid.uuid4().hex[:6]}"
+    await ensure_topics(s, extra=[TopicSpec(own, 1)])
+    rec = switch.record("SOR", 6)
+    async with SwitchClient(s, reply_topic=own) as mine:
+        reply = await mine.request({"mke": "QIM", "mid": new_mid("rt"), "ori": rec.ori,
+                                    "lno": rec.lno, "reply_to": own})
+        assert reply.status == "COMPLETE"
+    outside = await switch.client.request({"mke": "QIM", "mid": new_mid("rt"), "ori": rec.ori,
+                                           "lno": rec.lno, "reply_to": "elsewhere.replies"})
+    assert outside.status == "REJECTED" and outside.errors[0].code == "BAD_REPLY_TO"
