@@ -9,9 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiokafka.producer.sender as _sender
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from switch.settings import Settings
+
+# Back-to-back transactions: the next AddPartitionsToTxn meets CONCURRENT_TRANSACTIONS
+# while the broker still writes the previous commit's markers (KAFKA-5477), and aiokafka
+# then waits a fixed 20 ms. Measured here: a transaction's p50 goes from 12 ms to 4.5 ms
+# (p99 78 -> 14 ms) with 2 ms, which the router and correlator pay on every batch.
+_sender.BACKOFF_OVERRIDE = 0.002
 
 # Producer batching: a little linger lets the router's fan-out and the services'
 # answers share requests to the broker without adding visible latency.
@@ -33,6 +40,10 @@ def make_producer(
     if transactional_id is not None:
         kw["transactional_id"] = transactional_id
         kw["transaction_timeout_ms"] = 60_000
+        # A transaction sends its whole batch before committing: lingering only delays it,
+        # and a short retry backoff keeps the commit path tight (see BACKOFF_OVERRIDE).
+        kw["linger_ms"] = 0
+        kw["retry_backoff_ms"] = 10
     kw.update(overrides)
     return AIOKafkaProducer(**kw)
 
