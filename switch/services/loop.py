@@ -188,6 +188,9 @@ class Service:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + CONTROL_CATCH_UP_S
         while not ctl.assignment():  # metadata of a just-created topic may lag
+            # Without asking, the client waits for its next periodic refresh (minutes).
+            with contextlib.suppress(Exception):
+                await ctl._client.force_metadata_update()
             if loop.time() > deadline:
                 self.log.warning("control topic not readable yet; serving in the current mode",
                                  topic=self.topics.control)
