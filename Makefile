@@ -20,6 +20,7 @@ demo: install
 
 lint: install
 	$(BIN)/ruff check switch tests bench
+	$(BIN)/mypy switch
 
 test: install lint
 	$(BIN)/pytest
