@@ -91,7 +91,8 @@ class Correlator:
                     last_stats = time.monotonic()
                     self.table.sweep(now)
                     c = self.table.counters
-                    self.log.info("stats", open=self.table.open_count, held=len(self.table),
+                    self.log.info("stats", open=self.table.open_count, done=len(self.table.done),
+                                  done_bytes=self.table.done_bytes,
                                   replies=c.replies, supplements=c.supplements, late=c.late,
                                   duplicate_answers=c.duplicate_answers, orphans=c.orphans,
                                   timeouts=c.timeouts)
