@@ -57,6 +57,9 @@ def make_consumer(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         isolation_level="read_committed",
+        # Bound how long a fetch parks in the broker: a read_committed fetch waiting on
+        # records beyond the last stable offset should not sit out the 500 ms default.
+        fetch_max_wait_ms=100,
         max_partition_fetch_bytes=settings.max_request_bytes + 1024 * 1024,
         fetch_max_bytes=max(52428800, settings.max_request_bytes * 4),
         # Short enough that a killed member is replaced quickly (broker minimum: 6 s).
