@@ -107,10 +107,6 @@ class TopicSettings:
     def mids(self) -> str:
         return f"{self.prefix}.mids"
 
-    @property
-    def correlator_state(self) -> str:
-        return f"{self.prefix}.correlator.state"
-
     def leg_requests(self, system: str) -> str:
         return f"{self.prefix}.{system.lower()}.requests"
 

@@ -44,10 +44,14 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self.c = correlator
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self.c.restored.clear()
         self.c.table.drop_partitions({tp.partition for tp in revoked})
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        await self.c.restore(assigned)
+        try:
+            await self.c.restore(assigned)
+        finally:
+            self.c.restored.set()
 
 
 class Correlator:
@@ -59,6 +63,9 @@ class Correlator:
         self.log = get_logger(COMPONENT)
         self.consumer: AIOKafkaConsumer | None = None
         self._ready = asyncio.Event()
+        # Set while the table matches the assigned partitions. A batch fetched while a
+        # restore runs must wait for it: its answers need the manifests being replayed.
+        self.restored = asyncio.Event()
 
     async def wait_ready(self) -> None:
         await self._ready.wait()
@@ -74,6 +81,7 @@ class Correlator:
         try:
             while not stop.is_set():
                 batch = await self.consumer.getmany(timeout_ms=TICK_MS, max_records=500)
+                await self.restored.wait()
                 if self.consumer.assignment():
                     self._ready.set()
                 step = Step()
@@ -137,7 +145,8 @@ class Correlator:
 
         await read_to_end(self.settings, self.settings.topics.responses, replay, partitions=parts)
         self.table.sweep(time.time())
-        self.log.info("restored", partitions=parts, records=count, open=self.table.open_count,
+        self.log.info("restored", partitions=parts, committed=committed, records=count,
+                      open=self.table.open_count,
                       seconds=round(time.monotonic() - t0, 2))
 
     # ------------------------------------------------------------------ processing

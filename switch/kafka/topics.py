@@ -46,8 +46,6 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.records, p, compact, "record directory published by LEADS, keyed by LNO"),
         TopicSpec(t.mids, p, {**compact, "retention.ms": str(2 * DAY_MS)},
                   "router's memory of mids (idempotency), keyed by mid"),
-        TopicSpec(t.correlator_state, p, {**compact, "max.message.bytes": big},
-                  "correlator's pending table changelog, keyed by cid"),
     ]
 
 
