@@ -146,8 +146,9 @@ async def test_kill_minus_nine_loses_and_doubles_nothing(kafka_settings: Setting
 
     stuck = [rs[-1].cid for rs in replies.values() if rs and rs[-1].status == "PENDING"]
     if stuck:
-        corr = "\n".join(line for line in comps["correlator"].log.read_text(errors="replace").splitlines()
-                         if any(w in line for w in ("restored", "fail", "rror", "orphan", "late", "duplicate")))[-3000:]
+        words = ("restored", "fail", "rror", "orphan", "late", "duplicate")
+        lines = comps["correlator"].log.read_text(errors="replace").splitlines()
+        corr = "\n".join(line for line in lines if any(w in line for w in words))[-3000:]
         pytest.fail(f"{len(stuck)} entries never completed; " + await _diagnose(settings, stuck[:3])
                     + "\ncorrelator log:\n" + corr)
 
