@@ -48,6 +48,8 @@ from switch.settings import Settings
 DLQ_RAW_BYTES = 4096
 COMPONENT = "router"
 REPLY_TO_CHECK_S = 5.0
+DIRECTORY_WAIT_S = 60.0  # at start-up, for LEADS to publish the record directory
+DIRECTORY_SETTLE_S = 1.0  # ... and for it to stop growing
 
 
 @dataclass
@@ -139,6 +141,9 @@ class Router:
             self.log.warning("unreadable directory record", offset=rec.offset)
 
     async def _catch_up_directory(self, consumer) -> None:  # type: ignore[no-untyped-def]
+        """Read the record directory before routing anything. LEADS may still be publishing
+        it (separate processes start in any order): wait until it holds records and has
+        stopped growing for a moment, or give up waiting after DIRECTORY_WAIT_S."""
         from aiokafka import TopicPartition
 
         topic = self.settings.topics.records
@@ -149,15 +154,29 @@ class Router:
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        async def behind() -> bool:
-            return any([await consumer.position(tp) < ends[tp] for tp in tps])
-
-        while await behind():
-            batch = await consumer.getmany(timeout_ms=500, max_records=5000)
-            for rs in batch.values():
-                for r in rs:
-                    self._apply_directory(r)
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + DIRECTORY_WAIT_S
+        last_growth = loop.time()
+        next_note = loop.time() + 5
+        while True:
+            ends = await consumer.end_offsets(tps)
+            while any([await consumer.position(tp) < ends[tp] for tp in tps]):
+                batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+                for rs in batch.values():
+                    for r in rs:
+                        self._apply_directory(r)
+                last_growth = loop.time()
+            now = loop.time()
+            if len(self.directory) and now - last_growth >= DIRECTORY_SETTLE_S:
+                return
+            if now > give_up:
+                self.log.warning("record directory still empty; routing anyway",
+                                 topic=topic, waited_s=DIRECTORY_WAIT_S)
+                return
+            if now > next_note and not len(self.directory):
+                next_note = now + 5
+                self.log.info("waiting for the record directory (is LEADS running?)", topic=topic)
+            await asyncio.sleep(0.2)
 
     async def _tail_directory(self, consumer) -> None:  # type: ignore[no-untyped-def]
         while True:
