@@ -35,20 +35,16 @@ def component_runner(
         async def run_svc(stop: asyncio.Event) -> None:
             await run_service(settings, name.upper(), stop=stop, ready=ready)
         return run_svc
-    if name == "router":
-        async def run_router(stop: asyncio.Event) -> None:
-            router = Router(settings)
-            task = asyncio.create_task(router.run(stop))
-            await _signal_when(router.wait_ready(), ready, task)
+    stages: dict[str, type[Router] | type[Correlator]] = {"router": Router, "correlator": Correlator}
+    if name in stages:
+        stage = stages[name]
+
+        async def run_stage(stop: asyncio.Event) -> None:
+            component = stage(settings)
+            task = asyncio.create_task(component.run(stop))
+            await _signal_when(component.wait_ready(), ready, task)
             await task
-        return run_router
-    if name == "correlator":
-        async def run_correlator(stop: asyncio.Event) -> None:
-            correlator = Correlator(settings)
-            task = asyncio.create_task(correlator.run(stop))
-            await _signal_when(correlator.wait_ready(), ready, task)
-            await task
-        return run_correlator
+        return run_stage
     raise ValueError(f"unknown component {name!r}; one of {', '.join(COMPONENTS)}")
 
 
