@@ -27,6 +27,8 @@ from switch.contract.messages import Control, Reply, encode
 from switch.contract.textform import parse_text
 from switch.settings import Settings
 
+MAX_PROBES = 50
+
 
 def mugshot(width: int = 1200, height: int = 1600, shade: int = 0) -> bytes:
     """A camera-sized JPEG portrait drawn with Pillow, so the switch has to size it."""
@@ -123,13 +125,27 @@ class Demo:
             self.say(f"    [{img.system} image IMN/{img.imn} IMT/{img.imt} DOI/{img.doi} "
                      f"{len(img.image) // 1024} KB{' RENEWAL DUE' if img.renewal_due else ''}]")
 
+    async def _unused(self, client: SwitchClient, rtype: str, count: int) -> list[RecordEntry]:
+        """Records of `rtype` with no image on file yet (a switch in use has some), found by
+        quiet queries, so every step's expected outcome holds."""
+        found: list[RecordEntry] = []
+        for rec in [r for r in self.records if r.rtype == rtype][:MAX_PROBES]:
+            req = parse_text(f"QIM.{rec.ori}.LNO/{rec.lno}.", mid=new_mid("probe"), term="DEMO",
+                             reply_prefix=self.settings.reply_prefix)
+            reply = await client.request(req, timeout=max(30.0, self.settings.deadline_s * 3))
+            if reply.status == "COMPLETE" and not reply.images:
+                found.append(rec)
+                if len(found) == count:
+                    return found
+        raise RuntimeError(f"no {rtype} record without images among the first {MAX_PROBES}; "
+                           "seed more records or use a fresh home")
+
     async def run(self) -> bool:
-        sor = next(r for r in self.records if r.rtype == "SOR")
-        sor2 = [r for r in self.records if r.rtype == "SOR"][1]
-        voay = next(r for r in self.records if r.rtype == "VOAY")
         doi = (date.today() - timedelta(days=3)).strftime("%Y%m%d")
         today = date.today().strftime("%Y%m%d")
         async with SwitchClient(self.settings) as client:
+            sor, sor2 = await self._unused(client, "SOR", 2)
+            (voay,) = await self._unused(client, "VOAY", 1)
             for rec, label in ((sor, "sex offender"), (voay, "VOAY/murderer")):
                 both = rec.rtype == "SOR"
                 self.say(self._c("1;36", f"\n=== {label.upper()} RECORD LNO/{rec.lno} "
