@@ -44,7 +44,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.responses, p, {"max.message.bytes": big},
                   "route manifests and leg answers, keyed by cid"),
         TopicSpec(t.records, p, compact, "record directory published by LEADS, keyed by LNO"),
-        TopicSpec(t.mids, p, {**compact, "retention.ms": str(2 * DAY_MS)},
+        TopicSpec(t.mids, p, {**compact, "cleanup.policy": "compact,delete",
+                              "retention.ms": str(2 * DAY_MS)},
                   "router's memory of mids (idempotency), keyed by mid"),
     ]
 
