@@ -17,9 +17,11 @@ async def read_to_end(
     *,
     partitions: list[int] | None = None,
     stop_at: dict[int, int] | None = None,
+    start_at: dict[int, int] | None = None,
 ) -> dict[int, int]:
     """Feed every committed record of `topic` (or of some partitions) to `handle`, from the
-    beginning up to the end as it was when called. Returns the end offset per partition."""
+    beginning (or `start_at`, per partition) up to the end as it was when called. Returns
+    the end offset per partition."""
     consumer = make_consumer(settings, group_id=None)
     await consumer.start()
     try:
@@ -32,6 +34,9 @@ async def read_to_end(
             return {}
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
+        for tp in tps:
+            if start_at and tp.partition in start_at:
+                consumer.seek(tp, start_at[tp.partition])
         ends = await consumer.end_offsets(tps)
         if stop_at:
             ends = {tp: min(off, stop_at.get(tp.partition, off)) for tp, off in ends.items()}

@@ -12,6 +12,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.structs import RecordMetadata
 
 
 @dataclass
@@ -37,12 +38,14 @@ class Step:
         self.outputs.append(Out(topic, value, key))
 
 
-async def commit_step(producer: AIOKafkaProducer, group_id: str, step: Step) -> None:
-    """Send the step's outputs and commit its offsets in one transaction."""
+async def commit_step(producer: AIOKafkaProducer, group_id: str, step: Step) -> list[RecordMetadata]:
+    """Send the step's outputs and commit its offsets in one transaction. Returns where each
+    output landed, in the order of `step.outputs`."""
     if not step.outputs and not step.offsets:
-        return
+        return []
     async with producer.transaction():
         futures = [await producer.send(o.topic, o.value, key=o.key) for o in step.outputs]
-        await asyncio.gather(*futures)
+        landed = list(await asyncio.gather(*futures))
         if step.offsets:
             await producer.send_offsets_to_transaction(step.offsets, group_id)
+    return landed

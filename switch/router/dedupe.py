@@ -9,7 +9,9 @@ transaction as the request's manifest, so it survives restarts.
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import msgspec
@@ -41,29 +43,71 @@ class Seen:
 
 
 class MidMemory:
-    def __init__(self, retention_s: float) -> None:
+    """mid -> (fingerprint, cid, first seen), kept for `retention_s`.
+
+    On disk (SQLite, `path`), not in RAM, so the router's memory stays flat however many
+    mids a day brings. It is a cache of the `<prefix>.mids` topic: it records, with each
+    change, how far into each partition of that topic it has seen, and the router replays
+    the topic from there at start-up (all of it when the file is new or lost).
+    """
+
+    def __init__(self, retention_s: float, path: Path | str = ":memory:") -> None:
         self.retention_s = retention_s
-        self._mids: dict[str, MidRecord] = {}
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # a lost tail is replayed from the topic
+        self._db.executescript(
+            """
+            CREATE TABLE IF NOT EXISTS mids (
+                mid TEXT PRIMARY KEY, fp TEXT NOT NULL, cid TEXT NOT NULL, ts REAL NOT NULL
+            ) WITHOUT ROWID;
+            CREATE INDEX IF NOT EXISTS mids_ts ON mids (ts);
+            CREATE TABLE IF NOT EXISTS seen (partition INTEGER PRIMARY KEY, next INTEGER NOT NULL);
+            """
+        )
+
+    def close(self) -> None:
+        self._db.close()
 
     def __len__(self) -> int:
-        return len(self._mids)
+        return int(self._db.execute("SELECT COUNT(*) FROM mids").fetchone()[0])
 
     def check(self, mid: str, fp: str, now: float) -> Seen:
-        rec = self._mids.get(mid)
-        if rec is None or now - rec.ts > self.retention_s:
+        row = self._db.execute("SELECT fp, cid, ts FROM mids WHERE mid = ?", (mid,)).fetchone()
+        if row is None or now - row[2] > self.retention_s:
             return Seen("new")
-        if rec.fp == fp:
-            return Seen("duplicate", rec.cid)
-        return Seen("conflict", rec.cid)
+        if row[0] == fp:
+            return Seen("duplicate", row[1])
+        return Seen("conflict", row[1])
 
     def remember(self, mid: str, rec: MidRecord) -> None:
-        self._mids[mid] = rec
+        self.remember_many([(mid, rec)])
+
+    def remember_many(
+        self, items: list[tuple[str, MidRecord]], seen: dict[int, int] | None = None
+    ) -> None:
+        """Store mids and, in the same SQLite transaction, how far the topic was seen."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO mids (mid, fp, cid, ts) VALUES (?, ?, ?, ?)",
+                [(m, r.fp, r.cid, r.ts) for m, r in items],
+            )
+            for partition, nxt in (seen or {}).items():
+                self._db.execute(
+                    "INSERT INTO seen (partition, next) VALUES (?, ?) ON CONFLICT (partition) "
+                    "DO UPDATE SET next = max(next, excluded.next)",
+                    (partition, nxt),
+                )
 
     def forget(self, mid: str) -> None:
-        self._mids.pop(mid, None)
+        self._db.execute("DELETE FROM mids WHERE mid = ?", (mid,))
+
+    def seen(self) -> dict[int, int]:
+        return {int(p): int(n) for p, n in self._db.execute("SELECT partition, next FROM seen")}
 
     def expire(self, now: float) -> int:
-        old = [m for m, r in self._mids.items() if now - r.ts > self.retention_s]
-        for m in old:
-            del self._mids[m]
-        return len(old)
+        cur = self._db.execute("DELETE FROM mids WHERE ts < ?", (now - self.retention_s,))
+        return int(cur.rowcount)

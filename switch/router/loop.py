@@ -3,8 +3,9 @@
 Each batch of `switch.requests` is handled in one Kafka transaction: the manifests,
 leg requests, rejects, dead letters, mid records and audit entries it causes are
 committed together with the input offsets (exactly once across crashes). State that
-must survive a restart lives in topics: the mid memory in `<prefix>.mids`, the record
-directory in `<prefix>.records`; both are read back at start-up.
+must survive a restart lives in topics: the mid memory in `<prefix>.mids` (cached on disk
+in SQLite, so the router's RAM stays flat), the record directory in `<prefix>.records`;
+both are read back at start-up.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from switch.settings import Settings
 DLQ_RAW_BYTES = 4096
 COMPONENT = "router"
 REPLY_TO_CHECK_S = 5.0
+MID_EXPIRY_EVERY_S = 60.0
 DIRECTORY_WAIT_S = 60.0  # at start-up, for LEADS to publish the record directory
 DIRECTORY_SETTLE_S = 1.0  # ... and for it to stop growing
 
@@ -68,7 +70,11 @@ class Router:
         self.group_id = f"{settings.topics.prefix}.router"
         self.transactional_id = f"{settings.topics.prefix}.router.{instance}"
         self.directory = Directory()
-        self.mids = MidMemory(settings.mid_retention_s)
+        self.mids = MidMemory(settings.mid_retention_s,
+                              settings.home / "router" / f"mids-{instance}.sqlite3")
+        self._restored_mids: list[tuple[str, MidRecord]] = []
+        self._restored_seen: dict[int, int] = {}
+        self._last_expiry = 0.0
         self.pool = ImagePool(settings.images)
         self.log = get_logger(COMPONENT)
         self.counts = {"routed": 0, "rejected": 0, "dead_lettered": 0, "duplicates": 0}
@@ -81,7 +87,8 @@ class Router:
     async def run(self, stop: asyncio.Event) -> None:
         """Restore, then route until `stop` is set."""
         t = self.settings.topics
-        await read_to_end(self.settings, t.mids, self._restore_mid)
+        await read_to_end(self.settings, t.mids, self._restore_mid, start_at=self.mids.seen())
+        self._flush_restored_mids()
         self.mids.expire(time.time())
         await self.pool.start()
         consumer = make_consumer(self.settings, t.requests, group_id=self.group_id,
@@ -112,6 +119,7 @@ class Router:
             await producer.stop()
             await directory.stop()
             await self.pool.stop()
+            self.mids.close()
 
     async def wait_ready(self) -> None:
         await self._ready.wait()
@@ -119,16 +127,21 @@ class Router:
     # ------------------------------------------------------------------ restore
 
     def _restore_mid(self, rec: ConsumerRecord[bytes, bytes]) -> None:
-        if rec.key is None:
-            return
-        mid = rec.key.decode()
-        if rec.value is None:
-            self.mids.forget(mid)
-            return
-        try:
-            self.mids.remember(mid, mid_record_decoder.decode(rec.value))
-        except msgspec.DecodeError:
-            self.log.warning("unreadable mid record", offset=rec.offset)
+        """Replay the mids topic from where the on-disk memory last saw it."""
+        self._restored_seen[rec.partition] = rec.offset + 1
+        if rec.key is not None and rec.value is not None:
+            try:
+                self._restored_mids.append(
+                    (rec.key.decode(), mid_record_decoder.decode(rec.value)))
+            except msgspec.DecodeError:
+                self.log.warning("unreadable mid record", offset=rec.offset)
+        if len(self._restored_mids) >= 5000:
+            self._flush_restored_mids()
+
+    def _flush_restored_mids(self) -> None:
+        self.mids.remember_many(self._restored_mids, self._restored_seen)
+        self._restored_mids = []
+        self._restored_seen = {}
 
     def _apply_directory(self, rec: ConsumerRecord[bytes, bytes]) -> None:
         if rec.value is None:
@@ -199,9 +212,16 @@ class Router:
             structlog.contextvars.clear_contextvars()
             self._process(d, step, staged)
             step.consumed(d.rec)
-        await commit_step(producer, self.group_id, step)
-        for mid, mrec in staged.items():
-            self.mids.remember(mid, mrec)
+        landed = await commit_step(producer, self.group_id, step)
+        seen: dict[int, int] = {}
+        for out, meta in zip(step.outputs, landed, strict=True):
+            if out.topic == self.settings.topics.mids:
+                seen[meta.partition] = max(seen.get(meta.partition, 0), meta.offset + 1)
+        self.mids.remember_many(list(staged.items()), seen)
+        now = time.time()
+        if now - self._last_expiry > MID_EXPIRY_EVERY_S:
+            self._last_expiry = now
+            self.mids.expire(now)
         structlog.contextvars.clear_contextvars()
 
     async def _topic_exists(self, producer, topic: str) -> bool:  # type: ignore[no-untyped-def]
