@@ -37,7 +37,7 @@ from switch.correlator.render import build_reply
 
 ENTRY_KEYS = ("EIM", "MII", "XIM")
 LATE_GRACE_S = 60.0  # how long a timed-out query leg may still answer with a supplement
-DONE_OVERHEAD = 200  # bytes per finished entry besides its reply (dict slot, record)
+DONE_OVERHEAD = 400  # bytes per finished entry besides its reply (dict slot, key, record), measured
 
 
 @dataclass(slots=True)
@@ -93,7 +93,7 @@ class Counters:
 
 class PendingTable:
     def __init__(
-        self, *, retention_s: float = 24 * 3600.0, max_bytes: int = 64 * 1024 * 1024,
+        self, *, retention_s: float = 24 * 3600.0, max_bytes: int = 32 * 1024 * 1024,
         late_grace_s: float = LATE_GRACE_S,
     ) -> None:
         self.txs: dict[str, Tx] = {}
