@@ -17,10 +17,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import msgspec
-from aiokafka import TopicPartition
 
 from switch.contract.messages import AnyRequest, Reply, encode, reply_decoder
-from switch.kafka.clients import make_consumer, make_producer
+from switch.kafka.clients import assign_whole_topic, make_consumer, make_producer
 from switch.settings import Settings
 
 
@@ -48,15 +47,7 @@ class SwitchClient:
     async def start(self) -> None:
         await self._producer.start()
         await self._consumer.start()
-        parts = self._consumer.partitions_for_topic(self.reply_topic)
-        if not parts:
-            await self._consumer._client.force_metadata_update()
-            parts = self._consumer.partitions_for_topic(self.reply_topic) or {0}
-        tps = [TopicPartition(self.reply_topic, p) for p in sorted(parts)]
-        self._consumer.assign(tps)
-        await self._consumer.seek_to_end(*tps)
-        for tp in tps:  # resolve positions now, before anything is sent
-            await self._consumer.position(tp)
+        await assign_whole_topic(self._consumer, self.reply_topic, from_end=True)
         self._task = asyncio.create_task(self._read())
 
     async def stop(self) -> None:

@@ -27,7 +27,7 @@ from switch.contract.internal import (
 )
 from switch.contract.messages import encode
 from switch.correlator.pending import Emit, PendingTable
-from switch.kafka.audit import audit_entry, audit_record
+from switch.kafka.audit import audit_entry
 from switch.kafka.clients import make_consumer, make_producer
 from switch.kafka.readall import read_to_end
 from switch.kafka.txloop import Step, commit_step
@@ -175,13 +175,12 @@ class Correlator:
             if e.decision is not None:
                 step.send(t.responses, encode(e.decision), e.cid)
             event = "supplement" if r.supplement else ("duplicate" if r.duplicate else "replied")
-            k, v = audit_record(audit_entry(
+            step.audit(t.audit, audit_entry(
                 COMPONENT, event, cid=r.cid, mid=r.mid, ori=r.ori, mke=r.mke,
                 imn=next((leg.imn for leg in r.legs.values() if leg.imn), None),
                 outcome=r.status,
                 detail=" ".join(f"{s}={leg.status}" for s, leg in r.legs.items()),
             ))
-            step.send(t.audit, v, k)
             structlog.contextvars.bind_contextvars(cid=r.cid, mid=r.mid)
             self.log.debug(event, status=r.status)
             structlog.contextvars.clear_contextvars()

@@ -5,14 +5,10 @@ Never holds image bytes: only the image's SHA-256.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from switch.contract.messages import AuditEntry, encode
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+from switch.contract.replies import now_rfc3339
 
 
 def audit_entry(component: str, event: str, **fields: Any) -> AuditEntry:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import aiokafka.producer.sender as _sender
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from switch.settings import Settings
 
@@ -68,3 +68,29 @@ def make_consumer(
     )
     kw.update(overrides)
     return AIOKafkaConsumer(*topics, **kw)
+
+
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """Every partition of `topic` (none if it does not exist). A consumer's metadata covers
+    only topics it was asked about; aiokafka has no public refresh, so ask once here."""
+    parts = consumer.partitions_for_topic(topic)
+    if not parts:
+        await consumer._client.force_metadata_update()
+        parts = consumer.partitions_for_topic(topic) or set()
+    return [TopicPartition(topic, p) for p in sorted(parts)]
+
+
+async def assign_whole_topic(
+    consumer: AIOKafkaConsumer, topic: str, *, from_end: bool
+) -> list[TopicPartition]:
+    """Assign every partition of `topic` (partition 0 while it is unknown), seek to its
+    beginning or end, and fix the positions now, so nothing written later is missed."""
+    tps = await topic_partitions(consumer, topic) or [TopicPartition(topic, 0)]
+    consumer.assign(tps)
+    if from_end:
+        await consumer.seek_to_end(*tps)
+    else:
+        await consumer.seek_to_beginning(*tps)
+    for tp in tps:
+        await consumer.position(tp)
+    return tps

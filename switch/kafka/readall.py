@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord
 
-from switch.kafka.clients import make_consumer
+from switch.kafka.clients import make_consumer, topic_partitions
 from switch.settings import Settings
 
 
@@ -25,11 +25,8 @@ async def read_to_end(
     consumer = make_consumer(settings, group_id=None)
     await consumer.start()
     try:
-        parts = consumer.partitions_for_topic(topic)
-        if parts is None:
-            await consumer._client.force_metadata_update()
-            parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(parts) if partitions is None or p in partitions]
+        tps = [tp for tp in await topic_partitions(consumer, topic)
+               if partitions is None or tp.partition in partitions]
         if not tps:
             return {}
         consumer.assign(tps)

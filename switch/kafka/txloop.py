@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.structs import RecordMetadata
 
+from switch.contract.messages import AuditEntry
+from switch.kafka.audit import audit_record
+
 
 @dataclass
 class Out:
@@ -36,6 +39,10 @@ class Step:
         if isinstance(key, str):
             key = key.encode()
         self.outputs.append(Out(topic, value, key))
+
+    def audit(self, topic: str, entry: AuditEntry) -> None:
+        key, value = audit_record(entry)
+        self.send(topic, value, key)
 
 
 async def commit_step(producer: AIOKafkaProducer, group_id: str, step: Step) -> list[RecordMetadata]:

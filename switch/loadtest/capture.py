@@ -22,9 +22,9 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import msgspec
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
-from switch.kafka.clients import make_consumer
+from switch.kafka.clients import assign_whole_topic, make_consumer
 from switch.loadtest.replay import imn_of, reply_decoder
 from switch.loadtest.traffic import IMG_PREFIX, IMN_PREFIX, Header, Step, Traffic
 from switch.settings import Settings
@@ -54,21 +54,6 @@ class Captured:
     started: str = ""
 
 
-async def _assign(consumer: AIOKafkaConsumer, topic: str, *, from_beginning: bool) -> None:
-    parts = consumer.partitions_for_topic(topic)
-    if not parts:
-        await consumer._client.force_metadata_update()
-        parts = consumer.partitions_for_topic(topic) or {0}
-    tps = [TopicPartition(topic, p) for p in sorted(parts)]
-    consumer.assign(tps)
-    if from_beginning:
-        await consumer.seek_to_beginning(*tps)
-    else:
-        await consumer.seek_to_end(*tps)
-    for tp in tps:
-        await consumer.position(tp)
-
-
 async def capture(settings: Settings, options: CaptureOptions, *,
                   stop: asyncio.Event | None = None, ready: asyncio.Event | None = None,
                   out: TextIO | None = None) -> Captured:
@@ -85,8 +70,8 @@ async def capture(settings: Settings, options: CaptureOptions, *,
     try:
         await requests.start()
         await replies.start()
-        await _assign(requests, t.requests, from_beginning=options.from_beginning)
-        await _assign(replies, t.replies, from_beginning=options.from_beginning)
+        await assign_whole_topic(requests, t.requests, from_end=not options.from_beginning)
+        await assign_whole_topic(replies, t.replies, from_end=not options.from_beginning)
         if options.link:
             reader = asyncio.create_task(_read_replies(replies, got))
         if ready is not None:

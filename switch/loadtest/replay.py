@@ -24,9 +24,9 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import msgspec
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from switch.kafka.clients import make_consumer, make_producer
+from switch.kafka.clients import assign_whole_topic, make_consumer, make_producer
 from switch.loadtest.schedule import Unresolvable, kafka_key, new_run_id, plan, render
 from switch.loadtest.stats import Recorder, describe
 from switch.loadtest.traffic import Step, Traffic
@@ -136,7 +136,7 @@ class Replayer:
         try:
             await producer.start()
             await consumer.start()
-            await self._assign_from_end(consumer)
+            await assign_whole_topic(consumer, self.replies_topic, from_end=True)
             reader = asyncio.create_task(self._read(consumer))
             if self.opt.progress:
                 progress = asyncio.create_task(self._progress())
@@ -184,18 +184,6 @@ class Replayer:
             planned=len(self.steps),
             arrivals="original" if self.opt.original_timing else self.opt.arrivals,
         )
-
-    async def _assign_from_end(self, consumer: AIOKafkaConsumer) -> None:
-        topic = self.replies_topic
-        parts = consumer.partitions_for_topic(topic)
-        if not parts:
-            await consumer._client.force_metadata_update()
-            parts = consumer.partitions_for_topic(topic) or {0}
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        consumer.assign(tps)
-        await consumer.seek_to_end(*tps)
-        for tp in tps:  # fix the positions now, before anything is sent
-            await consumer.position(tp)
 
     # ------------------------------------------------------------------ sending
 

@@ -36,8 +36,8 @@ from switch.contract.validate import RequestInvalid, Unreadable, parse_request
 from switch.images.errors import ImageRejected
 from switch.images.pipeline import NormalisedImage
 from switch.images.pool import ImagePool
-from switch.kafka.audit import audit_entry, audit_record
-from switch.kafka.clients import make_consumer, make_producer
+from switch.kafka.audit import audit_entry
+from switch.kafka.clients import make_consumer, make_producer, topic_partitions
 from switch.kafka.readall import read_to_end
 from switch.kafka.txloop import Step, commit_step
 from switch.logs import get_logger
@@ -157,14 +157,8 @@ class Router:
         """Read the record directory before routing anything. LEADS may still be publishing
         it (separate processes start in any order): wait until it holds records and has
         stopped growing for a moment, or give up waiting after DIRECTORY_WAIT_S."""
-        from aiokafka import TopicPartition
-
         topic = self.settings.topics.records
-        parts = consumer.partitions_for_topic(topic)
-        if not parts:
-            await consumer._client.force_metadata_update()
-            parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        tps = await topic_partitions(consumer, topic)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         loop = asyncio.get_running_loop()
@@ -359,11 +353,11 @@ class Router:
         reply = reject_reply(cid=cid, mid=mid, ori=ori, mke=mke, errors=errors, echo=echo)
         topic = (req.reply_to if req is not None and req.reply_to else None) or self.settings.topics.replies
         step.send(topic, encode(reply), ori)
-        step.send(self.settings.topics.audit, *_swap(audit_record(audit_entry(
+        step.audit(self.settings.topics.audit, audit_entry(
             COMPONENT, "rejected", cid=cid, mid=mid, ori=ori, term=req.term if req else None,
             mke=mke, lno=getattr(req, "lno", None), imn=getattr(req, "imn", None),
             outcome="REJECTED", detail="; ".join(f"{e.field} {e.code}" for e in errors),
-        ))))
+        ))
         self.counts["rejected"] += 1
         self.log.info("rejected", reason=why, codes=[e.code for e in errors])
 
@@ -382,9 +376,9 @@ class Router:
             fe = FieldError(field="request", code=code, text=f"REJECT {err.reason}")
             self._reject(step, cid, err.mid, err.ori, None, [fe], err.echo, None, "unreadable")
         else:
-            step.send(t.audit, *_swap(audit_record(audit_entry(
+            step.audit(t.audit, audit_entry(
                 COMPONENT, "dead_lettered", cid=cid, outcome="DEAD_LETTER", detail=err.reason,
-            ))))
+            ))
         self.counts["dead_lettered"] += 1
         self.log.info("dead-lettered", reason=err.reason, partition=rec.partition, offset=rec.offset)
 
@@ -394,12 +388,7 @@ class Router:
             lno=getattr(req, "lno", None), imn=getattr(req, "imn", None),
             nic=getattr(req, "nic", None), **fields,
         )
-        step.send(self.settings.topics.audit, *_swap(audit_record(entry)))
-
-
-def _swap(kv: tuple[bytes | None, bytes]) -> tuple[bytes, bytes | None]:
-    """audit_record gives (key, value); Step.send takes (value, key)."""
-    return kv[1], kv[0]
+        step.audit(self.settings.topics.audit, entry)
 
 
 _MKE = {EnterImage: "EIM", ModifyImage: "MII", CancelImage: "XIM", QueryImage: "QIM"}

@@ -42,7 +42,7 @@ def start_service(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     }
     with log.open("ab") as err:
         return subprocess.Popen(
-            [sys.executable, "-m", "switch.services", "--system", "LEADS"],
+            [sys.executable, "-m", "switch.cli.main", "run", "leads"],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=err,
