@@ -33,12 +33,15 @@ class LegRequest(msgspec.Struct, kw_only=True, frozen=True):
 
     cid: str
     system: str
-    deadline: float  # epoch seconds; a query past it is dropped unanswered
+    deadline: float  # the router's wall clock + timeout_s: informational only (clocks differ)
     request: AnyRequest  # image, if any, already normalised by the router
     rtype: str | None = None  # from the record directory, when the request names a record
     nic: str | None = None
     imn: str | None = None  # EIM on a sex-offender record: the shared IMN the router allocated
     image_sha256: str | None = None
+    # The deadline as a duration from the broker's append time of this record (the topic
+    # uses LogAppendTime); see switch/kafka/brokerclock.py.
+    timeout_s: float = 10.0
 
 
 class Manifest(msgspec.Struct, kw_only=True, frozen=True, tag="manifest", tag_field="kind"):
@@ -50,7 +53,7 @@ class Manifest(msgspec.Struct, kw_only=True, frozen=True, tag="manifest", tag_fi
     mke: str
     expected: list[str]
     skipped: dict[str, str]  # system -> reason
-    deadline: float  # epoch seconds
+    deadline: float  # the router's wall clock + timeout_s: informational only (clocks differ)
     created: float
     reply_to: str | None = None
     term: str | None = None
@@ -61,6 +64,8 @@ class Manifest(msgspec.Struct, kw_only=True, frozen=True, tag="manifest", tag_fi
     imt: str | None = None
     doi: str | None = None
     doc: str | None = None
+    # The deadline as a duration from the broker's append time of this record.
+    timeout_s: float = 10.0
 
 
 class LegAnswer(msgspec.Struct, kw_only=True, frozen=True, tag="answer", tag_field="kind"):

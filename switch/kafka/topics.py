@@ -29,6 +29,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     big = str(8 * MIB)  # replies to a QIM carry every stored image
     request_bytes = str(settings.max_request_bytes + MIB)
     compact = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
+    # Deadlines count from the broker's append time (switch/kafka/brokerclock.py).
+    broker_time = {"message.timestamp.type": "LogAppendTime"}
     return [
         TopicSpec(t.requests, p, {"max.message.bytes": request_bytes}, "requests from producers"),
         TopicSpec(t.replies, p, {"max.message.bytes": big}, "one reply per request (+ supplements)"),
@@ -36,12 +38,12 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(
             t.audit, p, {"retention.ms": str(400 * DAY_MS)}, "audit entries, kept 400 days"
         ),
-        TopicSpec(t.control, 1, compact, "simulation controls, last one per system"),
-        TopicSpec(t.leg_requests("LEADS"), p, {"max.message.bytes": request_bytes},
+        TopicSpec(t.control, 1, {**compact, **broker_time}, "simulation controls, last one per system"),
+        TopicSpec(t.leg_requests("LEADS"), p, {"max.message.bytes": request_bytes, **broker_time},
                   "router -> LEADS service"),
-        TopicSpec(t.leg_requests("NCIC"), p, {"max.message.bytes": request_bytes},
+        TopicSpec(t.leg_requests("NCIC"), p, {"max.message.bytes": request_bytes, **broker_time},
                   "router -> NCIC service"),
-        TopicSpec(t.responses, p, {"max.message.bytes": big},
+        TopicSpec(t.responses, p, {"max.message.bytes": big, **broker_time},
                   "route manifests and leg answers, keyed by cid"),
         TopicSpec(t.records, p, compact, "record directory published by LEADS, keyed by LNO"),
         TopicSpec(t.mids, p, {**compact, "cleanup.policy": "compact,delete",

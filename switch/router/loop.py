@@ -327,7 +327,7 @@ class Router:
             imn=getattr(req, "imn", None) or decision.imn,
             nic=getattr(req, "nic", None) or (rec.nic if rec else None),
             imt=getattr(req, "imt", None), doi=getattr(req, "doi", None),
-            doc=getattr(req, "doc", None),
+            doc=getattr(req, "doc", None), timeout_s=self.settings.deadline_s,
         )
         # The manifest goes first: the correlator must know what to expect.
         step.send(t.responses, encode(manifest), cid)
@@ -336,7 +336,7 @@ class Router:
             leg = LegRequest(
                 cid=cid, system=system, deadline=deadline, request=req,
                 rtype=rec.rtype if rec else None, nic=rec.nic if rec else None,
-                imn=decision.imn, image_sha256=sha,
+                imn=decision.imn, image_sha256=sha, timeout_s=self.settings.deadline_s,
             )
             step.send(t.leg_requests(system), encode(leg), decision.key)
         self._audit(step, "received", cid, req, outcome="RECEIVED", image_sha256=sha)
