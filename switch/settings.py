@@ -107,6 +107,10 @@ class TopicSettings:
     def mids(self) -> str:
         return f"{self.prefix}.mids"
 
+    @property
+    def imns(self) -> str:
+        return f"{self.prefix}.imns"
+
     def leg_requests(self, system: str) -> str:
         return f"{self.prefix}.{system.lower()}.requests"
 
@@ -231,7 +235,8 @@ class Settings:
                 f"SWITCH_TOPIC_PREFIX={self.topics.prefix!r}: letters, digits, '.', '_', '-' only"
             )
         if not 1 <= self.topics.partitions <= 10:
-            # The shared IMN carries the request's partition as one digit.
+            # The shared IMN is `I` + the requests partition as one digit + that
+            # partition's 8-digit sequence (switch/router/imns.py).
             raise ConfigError(f"SWITCH_PARTITIONS={self.topics.partitions}: between 1 and 10")
         if self.deadline_s <= 0:
             raise ConfigError(f"SWITCH_DEADLINE_S={self.deadline_s}: must be positive")

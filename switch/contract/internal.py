@@ -109,3 +109,26 @@ ResponseMessage = Manifest | LegAnswer | DuplicateNotice | Decision
 response_decoder = msgspec.json.Decoder(ResponseMessage)
 leg_request_decoder = msgspec.json.Decoder(LegRequest)
 record_decoder = msgspec.json.Decoder(RecordEntry)
+
+
+class ImnSequence(msgspec.Struct, kw_only=True, frozen=True, tag="sequence", tag_field="kind"):
+    """On `<prefix>.imns` (compacted), keyed by the requests partition: the next shared-IMN
+    sequence number of that partition. Written by the router in the same Kafka transaction
+    as the leg requests that used the numbers below it."""
+
+    partition: int
+    next: int
+
+
+class ImnFloor(msgspec.Struct, kw_only=True, frozen=True, tag="floor", tag_field="kind"):
+    """On `<prefix>.imns`, key `floor`: published by LEADS at start-up from its store, the
+    highest shared-IMN sequence number it holds per partition digit. The router never
+    allocates at or below it, so recreated topics cannot restart the numbering."""
+
+    highest: dict[int, int]  # partition digit -> highest 8-digit sequence number on file
+    published: float = 0.0
+
+
+ImnState = ImnSequence | ImnFloor
+
+imn_state_decoder = msgspec.json.Decoder(ImnState)

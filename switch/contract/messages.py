@@ -50,6 +50,7 @@ class Codes:
     UNREADABLE = "UNREADABLE"
     SIMULATED_REJECT = "SIMULATED_REJECT"
     SYSTEM_UNAVAILABLE = "SYSTEM_UNAVAILABLE"
+    IMN_EXHAUSTED = "IMN_EXHAUSTED"  # a requests partition used all 10^8 shared IMNs
 
 
 # --------------------------------------------------------------------------- requests

@@ -49,6 +49,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.mids, p, {**compact, "cleanup.policy": "compact,delete",
                               "retention.ms": str(2 * DAY_MS)},
                   "router's memory of mids (idempotency), keyed by mid"),
+        TopicSpec(t.imns, 1, {**compact, "segment.bytes": str(MIB), "segment.ms": str(3600_000)},
+                  "shared-IMN sequence per requests partition (router) and LEADS's floor"),
     ]
 
 

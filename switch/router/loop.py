@@ -4,8 +4,9 @@ Each batch of `switch.requests` is handled in one Kafka transaction: the manifes
 leg requests, rejects, dead letters, mid records and audit entries it causes are
 committed together with the input offsets (exactly once across crashes). State that
 must survive a restart lives in topics: the mid memory in `<prefix>.mids` (cached on disk
-in SQLite, so the router's RAM stays flat), the record directory in `<prefix>.records`;
-both are read back at start-up.
+in SQLite, so the router's RAM stays flat), the record directory in `<prefix>.records`,
+the shared-IMN sequences (and LEADS's floor) in `<prefix>.imns`, written in each batch's
+transaction; all are read back at start-up.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 import msgspec
 import structlog
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRebalanceListener, ConsumerRecord
 
 from switch.contract.internal import DuplicateNotice, LegRequest, Manifest, record_decoder
 from switch.contract.messages import (
@@ -43,6 +44,7 @@ from switch.kafka.txloop import Step, commit_step
 from switch.logs import get_logger
 from switch.router.dedupe import MidMemory, MidRecord, fingerprint, mid_record_decoder
 from switch.router.directory import Directory
+from switch.router.imns import ImnSequences
 from switch.router.rules import Refusal, Route, route
 from switch.settings import Settings
 
@@ -70,6 +72,8 @@ class Router:
         self.group_id = f"{settings.topics.prefix}.router"
         self.transactional_id = f"{settings.topics.prefix}.router.{instance}"
         self.directory = Directory()
+        self.imns = ImnSequences()  # shared-IMN sequences, from `<prefix>.imns`
+        self._imn_batch = self.imns.batch()
         self.mids = MidMemory(settings.mid_retention_s,
                               settings.home / "router" / f"mids-{instance}.sqlite3")
         self._restored_mids: list[tuple[str, MidRecord]] = []
@@ -91,8 +95,8 @@ class Router:
         self._flush_restored_mids()
         self.mids.expire(time.time())
         await self.pool.start()
-        consumer = make_consumer(self.settings, t.requests, group_id=self.group_id,
-                                 max_poll_records=200)
+        consumer = make_consumer(self.settings, group_id=self.group_id, max_poll_records=200)
+        consumer.subscribe([t.requests], listener=_ReloadImns(self))
         producer = make_producer(self.settings, transactional_id=self.transactional_id)
         directory = make_consumer(self.settings, group_id=None)
         await directory.start()
@@ -100,6 +104,7 @@ class Router:
         await consumer.start()
         try:
             await self._catch_up_directory(directory)
+            await self._restore_imns()  # after producer.start(): no transaction of ours is open
             self._directory_task = asyncio.create_task(self._tail_directory(directory))
             self._ready.set()
             self.log.info("router ready", records=len(self.directory), mids=len(self.mids))
@@ -185,6 +190,29 @@ class Router:
                 self.log.info("waiting for the record directory (is LEADS running?)", topic=topic)
             await asyncio.sleep(0.2)
 
+    async def _restore_imns(self) -> None:
+        """Read the IMN sequences, and wait for LEADS's floor in them: LEADS publishes it
+        before its directory, but a directory that outlived a recreated imns topic may
+        arrive first. Give up waiting after DIRECTORY_WAIT_S, with a warning."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + DIRECTORY_WAIT_S
+        while True:
+            await self._read_imns()
+            if self.imns.floor_seen:
+                return
+            if loop.time() > give_up:
+                self.log.warning("no shared-IMN floor from LEADS; allocating without it",
+                                 topic=self.settings.topics.imns, waited_s=DIRECTORY_WAIT_S)
+                return
+            await asyncio.sleep(0.5)
+
+    async def _read_imns(self) -> None:
+        await read_to_end(self.settings, self.settings.topics.imns, self._apply_imn)
+
+    def _apply_imn(self, rec: ConsumerRecord[bytes, bytes]) -> None:
+        if rec.value is not None and not self.imns.apply_raw(rec.value):
+            self.log.warning("unreadable imns record", offset=rec.offset)
+
     async def _tail_directory(self, consumer) -> None:  # type: ignore[no-untyped-def]
         while True:
             batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
@@ -202,11 +230,15 @@ class Router:
                 d.reply_to_missing = not await self._topic_exists(producer, d.request.reply_to)
         step = Step()
         staged: dict[str, MidRecord] = {}
+        self._imn_batch = self.imns.batch()
         for d in decoded:
             structlog.contextvars.clear_contextvars()
             self._process(d, step, staged)
             step.consumed(d.rec)
+        for key, state in self._imn_batch.records():  # in the batch's transaction
+            step.send(self.settings.topics.imns, encode(state), key)
         landed = await commit_step(producer, self.group_id, step)
+        self._imn_batch.commit()
         seen: dict[int, int] = {}
         for out, meta in zip(step.outputs, landed, strict=True):
             if out.topic == self.settings.topics.mids:
@@ -301,7 +333,7 @@ class Router:
                              text=f"REJECT MKE/{_mke(req)} {d.image_error.text}")
             self._reject(step, cid, req.mid, req.ori, _mke(req), [err], echo, req, "image")
             return
-        decision = route(req, self.directory, partition=rec.partition, offset=rec.offset)
+        decision = route(req, self.directory, partition=rec.partition, imns=self._imn_batch)
         if isinstance(decision, Refusal):
             self._reject(step, cid, req.mid, req.ori, _mke(req), decision.errors, echo, req, "route")
             return
@@ -389,6 +421,19 @@ class Router:
             nic=getattr(req, "nic", None), **fields,
         )
         step.audit(self.settings.topics.audit, entry)
+
+
+class _ReloadImns(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Partitions handed over from another router instance continue its sequences."""
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+
+    async def on_partitions_revoked(self, revoked: object) -> None:
+        pass
+
+    async def on_partitions_assigned(self, assigned: object) -> None:
+        await self.router._read_imns()
 
 
 _MKE = {EnterImage: "EIM", ModifyImage: "MII", CancelImage: "XIM", QueryImage: "QIM"}

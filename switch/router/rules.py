@@ -7,10 +7,12 @@ The switch decides from the record on file (the directory), never from the sende
 - QIM goes to every system that can hold the record.
 
 The shared IMN of a sex-offender image is allocated here, once, so LEADS and NCIC
-store the image under the same number: `I` + the request's partition (one digit) +
-its offset in `switch.requests` (8 digits, modulo 10^8). Unique while a partition
-holds fewer than 10^8 requests, and the same again if the request is re-processed
-after a crash.
+store the image under the same number: `I` + the request's partition in
+`switch.requests` (one digit) + the next number of that partition's sequence
+(8 digits; see `imns.py`). The sequence counts allocated IMNs, not offsets, and never
+goes back: not after a crash (an aborted batch takes the same numbers again when it is
+routed again), not when the topics are recreated over existing stores (LEADS's floor).
+A partition whose 10^8 numbers are used refuses the EIM rather than repeat one.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from switch.contract.messages import (
 )
 from switch.contract.validate import check_doi_against_dob
 from switch.router.directory import Directory
+from switch.router.imns import SEQUENCE_LIMIT, ImnBatch
 
 LEADS, NCIC = "LEADS", "NCIC"
 VOAY_SKIP = "SKIPPED - VOAY/MURDERER RECORD IS LEADS ONLY"
@@ -51,15 +54,14 @@ class Refusal:
     errors: list[FieldError]
 
 
-def shared_imn(partition: int, offset: int) -> str:
-    return f"{F.SHARED_IMN_PREFIX}{partition % 10}{offset % 10**8:08d}"
-
-
 def route(
-    req: AnyRequest, directory: Directory, *, partition: int, offset: int, today: date | None = None
+    req: AnyRequest, directory: Directory, *, partition: int, imns: ImnBatch,
+    today: date | None = None,
 ) -> Route | Refusal:
+    """`partition`: the request's in `switch.requests`; `imns`: the batch's IMN allocator
+    (a number is taken only when an EIM on a sex-offender record is routed)."""
     if isinstance(req, EnterImage):
-        return _enter(req, directory, partition, offset, today)
+        return _enter(req, directory, partition, imns, today)
     if isinstance(req, ModifyImage | CancelImage):
         return _by_imn(req.imn, directory, req, today)
     return _query(req, directory)
@@ -73,7 +75,7 @@ def _not_on_file(mke: str, field_name: str, value: str) -> Refusal:
 
 
 def _enter(
-    req: EnterImage, directory: Directory, partition: int, offset: int, today: date | None
+    req: EnterImage, directory: Directory, partition: int, imns: ImnBatch, today: date | None
 ) -> Route | Refusal:
     rec = directory.by_lno(req.lno)
     if rec is None:
@@ -83,9 +85,14 @@ def _enter(
         return dob_error
     if rec.rtype == "VOAY":
         return Route(expected=(LEADS,), skipped={NCIC: VOAY_SKIP}, record=rec, key=rec.lno)
-    return Route(
-        expected=(LEADS, NCIC), record=rec, key=rec.lno, imn=shared_imn(partition, offset)
-    )
+    imn = imns.take(partition)
+    if imn is None:
+        return Refusal([FieldError(
+            field="imn", code=Codes.IMN_EXHAUSTED,
+            text=f"REJECT MKE/EIM NO SHARED IMN LEFT: THE {SEQUENCE_LIMIT:,} NUMBERS OF "
+                 f"REQUESTS PARTITION {partition} ARE USED; NOTHING WAS ENTERED",
+        )])
+    return Route(expected=(LEADS, NCIC), record=rec, key=rec.lno, imn=imn)
 
 
 def _by_imn(

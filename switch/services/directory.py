@@ -1,14 +1,17 @@
 """The record directory: LEADS publishes every record it holds, keyed by LNO, to the
-compacted records topic, so the router can route by the record on file.
+compacted records topic, so the router can route by the record on file. Before it, LEADS
+publishes its shared-IMN floor to the imns topic (switch/router/imns.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import msgspec
 from aiokafka import AIOKafkaProducer
 
+from switch.router.imns import FLOOR_KEY, make_floor
 from switch.services.store import Store
 
 PAGE = 5000
@@ -34,3 +37,11 @@ async def publish_directory(
         count += len(page)
         last = page[-1][0]
     return count, last
+
+
+async def publish_imn_floor(store: Store, producer: AIOKafkaProducer, topic: str) -> dict[int, int]:
+    """Publish the highest shared IMN on file per partition digit, and wait until the broker
+    has it (before the directory, so a router that sees this run's directory sees the floor)."""
+    floor = make_floor(store.highest_shared_imns(), time.time())
+    await (await producer.send(topic, key=FLOOR_KEY.encode(), value=_encoder.encode(floor)))
+    return floor.highest

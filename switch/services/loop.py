@@ -59,7 +59,7 @@ from switch.kafka.audit import audit_entry, audit_record
 from switch.kafka.clients import make_consumer, make_producer
 from switch.logs import get_logger
 from switch.services.controls import DOWN_DROP, DOWN_FORWARD, Controls
-from switch.services.directory import publish_directory
+from switch.services.directory import publish_directory, publish_imn_floor
 from switch.services.rules import REJECT, UNAVAILABLE, Applied, answer_unapplied, apply_request
 from switch.services.store import Store
 from switch.settings import Settings
@@ -148,6 +148,8 @@ class Service:
                 self._apply_control(control, source="argument")
             tasks.append(asyncio.create_task(self._follow_controls(ctl)))
             if self.system == "LEADS":
+                floor = await publish_imn_floor(store, producer, self.topics.imns)
+                self.log.info("shared IMN floor published", highest=floor)
                 count, last = await publish_directory(store, producer, self.topics.records)
                 await producer.flush()
                 self.log.info("directory published", records=count)

@@ -308,6 +308,19 @@ class Store:
             (doc, cancelled, image_id),
         )
 
+    def highest_shared_imns(self) -> list[str]:
+        """Per partition digit, the highest shared IMN (`I` + 9 digits) ever stored,
+        cancelled ones included: LEADS's floor for the router's IMN sequences."""
+        found = []
+        for digit in range(10):
+            row = self._db.execute(
+                "SELECT imn FROM images WHERE imn GLOB ? ORDER BY imn DESC LIMIT 1",
+                (f"I{digit}" + "[0-9]" * 8,),
+            ).fetchone()
+            if row:
+                found.append(str(row[0]))
+        return found
+
     def image_count(self, *, status: str | None = None) -> int:
         if status is None:
             row = self._db.execute("SELECT count(*) FROM images").fetchone()

@@ -8,12 +8,17 @@ from switch.contract.internal import RecordEntry
 from switch.contract.messages import CancelImage, EnterImage, ModifyImage, QueryImage
 from switch.router.dedupe import MidMemory, MidRecord, fingerprint
 from switch.router.directory import Directory
-from switch.router.rules import NCIC, Refusal, Route, route, shared_imn
+from switch.router.imns import ImnBatch, ImnSequences
+from switch.router.rules import NCIC, Refusal, Route, route
 
 SOR = RecordEntry(lno="X17A4394", rtype="SOR", ori="IL0160000", nic="X123456782",
                   nam="DOE, JOHN", sex="M", dob="19800101")
 VOAY = RecordEntry(lno="V12F6274", rtype="VOAY", ori="IL0370000", nam="ROE, JANE", sex="F",
                    dob="19900505")
+
+
+def _imns() -> ImnBatch:
+    return ImnSequences().batch()
 
 
 def directory() -> Directory:
@@ -28,15 +33,15 @@ def eim(lno: str, doi: str = "20250101", ori: str = "IL0160000") -> EnterImage:
 
 
 def test_eim_on_sex_offender_goes_to_both_with_a_shared_imn() -> None:
-    r = route(eim(SOR.lno), directory(), partition=2, offset=1234)
+    r = route(eim(SOR.lno), directory(), partition=2, imns=_imns())
     assert isinstance(r, Route)
     assert r.expected == ("LEADS", "NCIC") and not r.skipped
-    assert r.imn == "I200001234" == shared_imn(2, 1234)
+    assert r.imn == "I200000000"  # partition 2's first number
     assert r.key == SOR.lno
 
 
 def test_eim_on_voay_record_skips_ncic_with_reason() -> None:
-    r = route(eim(VOAY.lno, ori=VOAY.ori), directory(), partition=0, offset=1)
+    r = route(eim(VOAY.lno, ori=VOAY.ori), directory(), partition=0, imns=_imns())
     assert isinstance(r, Route)
     assert r.expected == ("LEADS",)
     assert "VOAY/MURDERER" in r.skipped[NCIC]
@@ -47,43 +52,43 @@ def test_record_type_comes_from_the_directory_not_the_sender() -> None:
     # The same LNO re-published as VOAY changes the routing.
     d = directory()
     d.put(RecordEntry(lno=SOR.lno, rtype="VOAY", ori=SOR.ori))
-    r = route(eim(SOR.lno), d, partition=0, offset=0)
+    r = route(eim(SOR.lno), d, partition=0, imns=_imns())
     assert isinstance(r, Route) and r.expected == ("LEADS",)
 
 
 def test_unknown_lno_is_refused_not_on_file() -> None:
-    r = route(eim("Z99Z9999"), directory(), partition=0, offset=0)
+    r = route(eim("Z99Z9999"), directory(), partition=0, imns=_imns())
     assert isinstance(r, Refusal)
     assert [(e.field, e.code) for e in r.errors] == [("lno", "NOT_ON_FILE")]
     assert "NOT ON FILE LNO/Z99Z9999" in r.errors[0].text
 
 
 def test_doi_before_dob_is_refused() -> None:
-    r = route(eim(SOR.lno, doi="19700101"), directory(), partition=0, offset=0,
+    r = route(eim(SOR.lno, doi="19700101"), directory(), partition=0, imns=_imns(),
               today=date(2026, 1, 1))
     assert isinstance(r, Refusal) and r.errors[0].field == "doi"
 
 
 def test_modify_and_cancel_follow_the_imn_form() -> None:
     voay = route(ModifyImage(mid="m", ori=VOAY.ori, imn=f"{VOAY.lno}M0", mis="X"), directory(),
-                 partition=0, offset=0)
+                 partition=0, imns=_imns())
     assert isinstance(voay, Route) and voay.expected == ("LEADS",) and NCIC in voay.skipped
     assert voay.key == VOAY.lno
     shared = route(CancelImage(mid="m", ori=SOR.ori, imn="I200001234", doc="20250101"),
-                   directory(), partition=0, offset=0)
+                   directory(), partition=0, imns=_imns())
     assert isinstance(shared, Route) and shared.expected == ("LEADS", "NCIC")
 
 
 def test_queries_go_to_every_system_that_can_hold_the_record() -> None:
     d = directory()
-    by_lno = route(QueryImage(mid="q", ori=SOR.ori, lno=SOR.lno), d, partition=0, offset=0)
+    by_lno = route(QueryImage(mid="q", ori=SOR.ori, lno=SOR.lno), d, partition=0, imns=_imns())
     assert isinstance(by_lno, Route) and by_lno.expected == ("LEADS", "NCIC")
-    voay = route(QueryImage(mid="q", ori=VOAY.ori, lno=VOAY.lno), d, partition=0, offset=0)
+    voay = route(QueryImage(mid="q", ori=VOAY.ori, lno=VOAY.lno), d, partition=0, imns=_imns())
     assert isinstance(voay, Route) and voay.expected == ("LEADS",)
-    by_nic = route(QueryImage(mid="q", ori=SOR.ori, nic=SOR.nic), d, partition=0, offset=0)
+    by_nic = route(QueryImage(mid="q", ori=SOR.ori, nic=SOR.nic), d, partition=0, imns=_imns())
     assert isinstance(by_nic, Route) and by_nic.record == SOR
     person = route(QueryImage(mid="q", ori=SOR.ori, nam="DOE, JOHN", sex="M", dob="19800101"),
-                   d, partition=0, offset=0)
+                   d, partition=0, imns=_imns())
     assert isinstance(person, Route) and person.expected == ("LEADS", "NCIC")
 
 

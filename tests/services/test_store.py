@@ -65,3 +65,23 @@ def test_prune_applied(leads: Store) -> None:
         leads.record_applied("new", b"{}", 200.0)
     assert leads.prune_applied(150.0) == 1
     assert leads.applied_answer("old") is None and leads.applied_answer("new") == b"{}"
+
+
+def test_highest_shared_imns_per_partition_digit_cancelled_included(leads: Store) -> None:
+    from switch.contract.internal import RecordEntry
+    from tests.services.helpers import jpeg
+
+    def put(imn: str, lno: str = SOR.lno) -> int:
+        return leads.insert_image(imn=imn, lno=lno, imt="M", doi="20250101", mis=None,
+                                  jpeg=jpeg(len(imn)), sha256=imn, entered="2025-01-01")
+
+    assert leads.highest_shared_imns() == []
+    put("I100000007")
+    gone = put("I100000041")
+    leads.cancel_image(gone, doc="20250102", cancelled="2025-01-02")
+    put("I200000003")
+    put(f"{VOAY.lno}M0", VOAY.lno)
+    # A VOAY IMN whose LNO starts with I and a digit sorts above them: not a shared number.
+    leads.insert_records([RecordEntry(lno="I25U3253", rtype="VOAY", ori=VOAY.ori)])
+    put("I25U3253M0", "I25U3253")
+    assert leads.highest_shared_imns() == ["I100000041", "I200000003"]
