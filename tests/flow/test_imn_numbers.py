@@ -7,14 +7,17 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 
+import msgspec
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from switch.app import COMPONENTS, run_components
 from switch.client import SwitchClient, new_mid
-from switch.contract.internal import RecordEntry
+from switch.contract.internal import ImnSequence, RecordEntry
 from switch.contract.messages import Reply
+from switch.kafka.clients import make_producer
 from switch.kafka.topics import ensure_topics
+from switch.router.loop import Router
 from switch.services.seeding import seed_stores
 from switch.settings import Settings
 from tests.flow.conftest import b64, photo
@@ -88,3 +91,29 @@ async def test_recreated_topics_do_not_restart_the_image_numbers(kafka_settings:
     for system in ("LEADS", "NCIC"):
         assert _stored(settings, system, imn) == [(first_rec.lno, "active")]
         assert _stored(settings, system, imn2) == [(second_rec.lno, "active")]
+
+
+async def test_a_restarted_router_ignores_numbers_of_an_aborted_batch(kafka_settings: Settings) -> None:
+    """The sequence is written in the batch's transaction: a batch aborted by a crash
+    leaves it where it was (its requests take the same numbers when routed again)."""
+    settings = kafka_settings
+    topic = settings.topics.imns
+    producer = make_producer(settings, transactional_id=f"{settings.topics.prefix}.test-imns")
+    await producer.start()
+    try:
+        async with producer.transaction():
+            await (await producer.send(topic, msgspec.json.encode(ImnSequence(partition=0, next=7)),
+                                       key=b"0"))
+        with pytest.raises(RuntimeError):
+            async with producer.transaction():
+                await (await producer.send(
+                    topic, msgspec.json.encode(ImnSequence(partition=0, next=9)), key=b"0"))
+                raise RuntimeError("the router dies before the commit")
+    finally:
+        await producer.stop()
+    router = Router(settings)
+    try:
+        await router._read_imns()
+    finally:
+        router.mids.close()
+    assert router.imns.batch().take(0) == "I000000007"
