@@ -38,11 +38,10 @@ def test_numbers_do_not_follow_offsets_so_they_do_not_wrap() -> None:
     # both gave I100000005 and the second EIM was refused ON FILE. The allocation now
     # takes no offset at all: two EIMs that far apart in the topic are two numbers.
     seqs = ImnSequences()
-    first, second = seqs.batch(), None
+    first = seqs.batch()  # the batch holding offset 5 of partition 1
     a = route(_eim(SOR.lno, "m1"), _directory(), partition=1, imns=first)
     first.commit()
-    # ... 10^8 requests later (none of them an EIM on a sex-offender record) ...
-    second = seqs.batch()
+    second = seqs.batch()  # the batch holding offset 10^8 + 5, long after
     b = route(_eim(OTHER_SOR.lno, "m2"), _directory(), partition=1, imns=second)
     assert isinstance(a, Route) and isinstance(b, Route)
     assert (a.imn, b.imn) == ("I100000000", "I100000001")
