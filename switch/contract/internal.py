@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import msgspec
 
+from switch.contract import fields as F
 from switch.contract.messages import AnyRequest, ImageRecord, Leg
 
 
@@ -130,5 +131,30 @@ class ImnFloor(msgspec.Struct, kw_only=True, frozen=True, tag="floor", tag_field
 
 
 ImnState = ImnSequence | ImnFloor
+
+FLOOR_KEY = "floor"  # the key of LEADS's ImnFloor on `<prefix>.imns`
+
+
+def parse_shared_imn(imn: str) -> tuple[int, int] | None:
+    """(partition digit, sequence) of a shared IMN, None for any other IMN."""
+    if F.imn_kind(imn) != "SHARED":
+        return None
+    return int(imn[1]), int(imn[2:])
+
+
+def floor_from_imns(imns: list[str]) -> dict[int, int]:
+    """The highest sequence number per partition digit among shared IMNs (LEADS's floor)."""
+    highest: dict[int, int] = {}
+    for imn in imns:
+        parsed = parse_shared_imn(imn)
+        if parsed is not None:
+            digit, seq = parsed
+            highest[digit] = max(highest.get(digit, -1), seq)
+    return highest
+
+
+def make_floor(imns: list[str], published: float) -> ImnFloor:
+    return ImnFloor(highest=floor_from_imns(imns), published=published)
+
 
 imn_state_decoder = msgspec.json.Decoder(ImnState)

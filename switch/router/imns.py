@@ -20,10 +20,13 @@ from __future__ import annotations
 import msgspec
 
 from switch.contract import fields as F
-from switch.contract.internal import ImnFloor, ImnSequence, ImnState, imn_state_decoder
+from switch.contract.internal import (
+    ImnSequence,
+    ImnState,
+    imn_state_decoder,
+)
 
 SEQUENCE_LIMIT = 10**8  # 8 digits
-FLOOR_KEY = "floor"
 
 
 def shared_imn(partition: int, sequence: int) -> str:
@@ -32,13 +35,6 @@ def shared_imn(partition: int, sequence: int) -> str:
     if not 0 <= sequence < SEQUENCE_LIMIT:
         raise ValueError(f"sequence {sequence}: 8 digits at most")
     return f"{F.SHARED_IMN_PREFIX}{partition}{sequence:08d}"
-
-
-def parse_shared_imn(imn: str) -> tuple[int, int] | None:
-    """(partition digit, sequence) of a shared IMN, None for any other IMN."""
-    if F.imn_kind(imn) != "SHARED":
-        return None
-    return int(imn[1]), int(imn[2:])
 
 
 def sequence_key(partition: int) -> str:
@@ -104,18 +100,3 @@ class ImnBatch:
         for p, n in self._next.items():
             self._seq._advance(p, n)
         self._next = {}
-
-
-def floor_from_imns(imns: list[str]) -> dict[int, int]:
-    """The highest sequence number per partition digit among shared IMNs (LEADS's floor)."""
-    highest: dict[int, int] = {}
-    for imn in imns:
-        parsed = parse_shared_imn(imn)
-        if parsed is not None:
-            digit, seq = parsed
-            highest[digit] = max(highest.get(digit, -1), seq)
-    return highest
-
-
-def make_floor(imns: list[str], published: float) -> ImnFloor:
-    return ImnFloor(highest=floor_from_imns(imns), published=published)

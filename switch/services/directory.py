@@ -1,6 +1,6 @@
 """The record directory: LEADS publishes every record it holds, keyed by LNO, to the
 compacted records topic, so the router can route by the record on file. Before it, LEADS
-publishes its shared-IMN floor to the imns topic (switch/router/imns.py).
+publishes its shared-IMN floor to the imns topic (switch/contract/internal.py, ImnFloor).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import time
 import msgspec
 from aiokafka import AIOKafkaProducer
 
-from switch.router.imns import FLOOR_KEY, make_floor
+from switch.contract.internal import FLOOR_KEY, make_floor
 from switch.services.store import Store
 
 PAGE = 5000

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import msgspec
 
-from switch.contract.internal import ImnFloor, ImnSequence, RecordEntry
+from switch.contract.internal import (
+    ImnFloor,
+    ImnSequence,
+    RecordEntry,
+    floor_from_imns,
+    parse_shared_imn,
+)
 from switch.contract.messages import EnterImage
 from switch.router.directory import Directory
 from switch.router.imns import (
     SEQUENCE_LIMIT,
     ImnSequences,
-    floor_from_imns,
-    parse_shared_imn,
     shared_imn,
 )
 from switch.router.rules import Refusal, Route, route
