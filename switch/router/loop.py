@@ -19,12 +19,12 @@ import msgspec
 import structlog
 from aiokafka import ConsumerRecord
 
+from switch.contract.deadletter import bounded_key, dead_letter
 from switch.contract.internal import DuplicateNotice, LegRequest, Manifest, record_decoder
 from switch.contract.messages import (
     AnyRequest,
     CancelImage,
     Codes,
-    DeadLetter,
     EnterImage,
     FieldError,
     ModifyImage,
@@ -32,21 +32,20 @@ from switch.contract.messages import (
     encode,
 )
 from switch.contract.replies import now_rfc3339, reject_reply
-from switch.contract.validate import RequestInvalid, Unreadable, parse_request
+from switch.contract.validate import RequestInvalid, Unreadable, echo, parse_request
 from switch.images.errors import ImageRejected
 from switch.images.pipeline import NormalisedImage
 from switch.images.pool import ImagePool
 from switch.kafka.audit import audit_entry
 from switch.kafka.clients import make_consumer, make_producer, topic_partitions
 from switch.kafka.readall import read_to_end
-from switch.kafka.txloop import Step, commit_step
+from switch.kafka.txloop import Failure, Out, Step, commit_step
 from switch.logs import get_logger
 from switch.router.dedupe import MidMemory, MidRecord, fingerprint, mid_record_decoder
 from switch.router.directory import Directory
 from switch.router.rules import Refusal, Route, route
 from switch.settings import Settings
 
-DLQ_RAW_BYTES = 4096
 COMPONENT = "router"
 REPLY_TO_CHECK_S = 5.0
 MID_EXPIRY_EVERY_S = 60.0
@@ -202,11 +201,16 @@ class Router:
                 d.reply_to_missing = not await self._topic_exists(producer, d.request.reply_to)
         step = Step()
         staged: dict[str, MidRecord] = {}
-        for d in decoded:
+        for i, d in enumerate(decoded):
             structlog.contextvars.clear_contextvars()
-            self._process(d, step, staged)
+            with step.caused_by(i):
+                self._process(d, step, staged)
             step.consumed(d.rec)
-        landed = await commit_step(producer, self.group_id, step)
+
+        def fallback(origin: int, failure: Failure) -> list[Out]:
+            return self._undeliverable(decoded[origin], failure, staged)
+
+        landed = await commit_step(producer, self.group_id, step, fallback=fallback)
         seen: dict[int, int] = {}
         for out, meta in zip(step.outputs, landed, strict=True):
             if out.topic == self.settings.topics.mids:
@@ -365,12 +369,9 @@ class Router:
         self, err: Unreadable, rec: ConsumerRecord[bytes, bytes], cid: str, step: Step
     ) -> None:
         t = self.settings.topics
-        letter = DeadLetter(
-            reason=err.reason, topic=rec.topic, partition=rec.partition, offset=rec.offset,
-            key=rec.key.decode("utf-8", "replace") if rec.key is not None else None,
-            raw=(rec.value or b"")[:DLQ_RAW_BYTES], ts=now_rfc3339(),
-        )
-        step.send(t.dlq, encode(letter), rec.key)
+        letter = dead_letter(err.reason, topic=rec.topic, partition=rec.partition,
+                             offset=rec.offset, key=rec.key, value=rec.value, ts=now_rfc3339())
+        step.send(t.dlq, encode(letter), bounded_key(rec.key))
         if err.mid and err.ori:
             code = err.code if err.code != Codes.UNREADABLE else Codes.INVALID_FIELD
             fe = FieldError(field="request", code=code, text=f"REJECT {err.reason}")
@@ -381,6 +382,34 @@ class Router:
             ))
         self.counts["dead_lettered"] += 1
         self.log.info("dead-lettered", reason=err.reason, partition=rec.partition, offset=rec.offset)
+
+    def _undeliverable(self, d: _Decoded, failure: Failure, staged: dict[str, MidRecord]) -> list[Out]:
+        """What replaces a request's outputs when one of them cannot be written: a bounded
+        dead letter naming the reason and, when its mid and ori are known, a REJECTED reply
+        on the default replies topic, so the request still gets exactly one reply."""
+        rec, cid, step = d.rec, uuid.uuid4().hex, Step()
+        known = d.request if d.request is not None else d.error
+        mid, ori = (known.mid, known.ori) if known is not None else (None, None)
+        if d.request is not None and staged.get(d.request.mid) is not None:
+            del staged[d.request.mid]  # not routed after all: a resubmission is judged anew
+        letter = dead_letter(failure.reason, topic=rec.topic, partition=rec.partition,
+                             offset=rec.offset, key=rec.key, value=rec.value, ts=now_rfc3339())
+        step.send(self.settings.topics.dlq, encode(letter), bounded_key(rec.key))
+        if mid and ori:
+            reply_to = d.request.reply_to if d.request is not None else None
+            field, code = (("reply_to", Codes.BAD_REPLY_TO) if failure.topic == reply_to
+                           else ("request", Codes.TOO_LARGE if "TOO LARGE" in failure.reason
+                                 else Codes.UNREADABLE))
+            fe = FieldError(field=field, code=code, text=f"REJECT {failure.reason}")
+            mke = _mke(d.request) if d.request is not None else None
+            self._reject(step, cid, mid, ori, mke, [fe], echo(rec.value or b""), None, "undeliverable")
+        else:
+            step.audit(self.settings.topics.audit, audit_entry(
+                COMPONENT, "dead_lettered", cid=cid, outcome="DEAD_LETTER", detail=failure.reason))
+        self.counts["dead_lettered"] += 1
+        self.log.warning("dead-lettered: its outputs could not be written", reason=failure.reason,
+                         partition=rec.partition, offset=rec.offset)
+        return step.outputs
 
     def _audit(self, step: Step, event: str, cid: str, req: AnyRequest, **fields: str | None) -> None:
         entry = audit_entry(
@@ -399,4 +428,4 @@ def _mke(req: AnyRequest) -> str:
 
 
 def _echo(raw: bytes | None) -> str:
-    return (raw or b"")[:400].decode("utf-8", "replace")[:100]
+    return echo(raw or b"")
