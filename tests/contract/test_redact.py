@@ -23,8 +23,12 @@ def gps_jpeg(size: tuple[int, int] = (64, 48)) -> tuple[bytes, bytes]:
     exif = Image.Exif()
     exif[0x010F] = "ACME CAMERA"
     exif.get_ifd(0x8825).update({1: "N", 2: (41.0, 52.0, 30.5), 3: "W", 4: (87.0, 37.0, 12.25)})
+    im = Image.new("RGB", size, (10, 20, 30))
+    for x in range(0, size[0], 4):
+        for y in range(0, size[1], 4):
+            im.putpixel((x, y), ((x * 7) % 256, (y * 3) % 256, (x * y) % 256))
     buf = io.BytesIO()
-    Image.new("RGB", size, (10, 20, 30)).save(buf, "JPEG", exif=exif.tobytes())
+    im.save(buf, "JPEG", exif=exif.tobytes())
     return buf.getvalue(), exif.tobytes()
 
 
