@@ -25,12 +25,17 @@ async def _letters(switch: RunningSwitch, count: int = 1, timeout: float = 30) -
     loop = asyncio.get_running_loop()
     give_up = loop.time() + timeout
     while True:
-        got: list[DeadLetter] = []
-        await read_to_end(switch.settings, switch.settings.topics.dlq,
-                          lambda r: got.append(msgspec.json.decode(r.value, type=DeadLetter)))
+        got = await _read_letters(switch)
         if len(got) >= count or loop.time() > give_up:
             return got
         await asyncio.sleep(0.5)
+
+
+async def _read_letters(switch: RunningSwitch) -> list[DeadLetter]:
+    got: list[DeadLetter] = []
+    await read_to_end(switch.settings, switch.settings.topics.dlq,
+                      lambda r: got.append(msgspec.json.decode(r.value, type=DeadLetter)))
+    return got
 
 
 def _restarts(logs: list[dict[str, object]]) -> list[dict[str, object]]:
