@@ -272,7 +272,6 @@ class Router:
         req = d.request
         assert req is not None
         structlog.contextvars.bind_contextvars(cid=cid, mid=req.mid)
-        echo = _echo(rec.value)
         fp = fingerprint(req)
         now = time.time()
         seen = staged.get(req.mid)
@@ -292,22 +291,25 @@ class Router:
                 field="mid", code=Codes.DUPLICATE_MID,
                 text=f"REJECT MKE/{_mke(req)} DUPLICATE MID/{req.mid} WITH DIFFERENT CONTENT",
             )
-            self._reject(step, cid, req.mid, req.ori, _mke(req), [err], echo, req, "duplicate_mid")
+            self._reject(step, cid, req.mid, req.ori, _mke(req), [err], _echo(rec.value),
+                         req, "duplicate_mid")
             return
         if d.reply_to_missing:
             err = FieldError(field="reply_to", code=Codes.BAD_REPLY_TO,
                              text=f"REJECT MKE/{_mke(req)} BAD REPLY_TO: TOPIC {req.reply_to} DOES NOT EXIST")
             req_default = msgspec.structs.replace(req, reply_to=None)
-            self._reject(step, cid, req.mid, req.ori, _mke(req), [err], echo, req_default, "reply_to")
+            self._reject(step, cid, req.mid, req.ori, _mke(req), [err], _echo(rec.value),
+                         req_default, "reply_to")
             return
         if d.image_error is not None:
             err = FieldError(field="image", code=d.image_error.code,
                              text=f"REJECT MKE/{_mke(req)} {d.image_error.text}")
-            self._reject(step, cid, req.mid, req.ori, _mke(req), [err], echo, req, "image")
+            self._reject(step, cid, req.mid, req.ori, _mke(req), [err], _echo(rec.value), req, "image")
             return
         decision = route(req, self.directory, partition=rec.partition, offset=rec.offset)
         if isinstance(decision, Refusal):
-            self._reject(step, cid, req.mid, req.ori, _mke(req), decision.errors, echo, req, "route")
+            self._reject(step, cid, req.mid, req.ori, _mke(req), decision.errors,
+                         _echo(rec.value), req, "route")
             return
         self._fan_out(step, cid, req, decision, d.image, now)
         mrec = MidRecord(fp=fp, cid=cid, ts=now)
@@ -402,7 +404,7 @@ class Router:
                                  else Codes.UNREADABLE))
             fe = FieldError(field=field, code=code, text=f"REJECT {failure.reason}")
             mke = _mke(d.request) if d.request is not None else None
-            self._reject(step, cid, mid, ori, mke, [fe], echo(rec.value or b""), None, "undeliverable")
+            self._reject(step, cid, mid, ori, mke, [fe], _echo(rec.value), None, "undeliverable")
         else:
             step.audit(self.settings.topics.audit, audit_entry(
                 COMPONENT, "dead_lettered", cid=cid, outcome="DEAD_LETTER", detail=failure.reason))
@@ -428,4 +430,5 @@ def _mke(req: AnyRequest) -> str:
 
 
 def _echo(raw: bytes | None) -> str:
+    """Only on a reject: redacting hashes the image, which a routed request need not pay."""
     return echo(raw or b"")
