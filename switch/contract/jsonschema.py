@@ -241,6 +241,17 @@ def fields_markdown() -> str:
         lines.append(f"| {label} | `{_cell(reason)}` |")
     lines += [
         "",
+        "A request whose outputs cannot be written (a reply or leg request too large for its",
+        "topic, a `reply_to` topic that is missing or not writable) also goes to `switch.dlq`,",
+        "with `reason` `NOT DELIVERED TO <topic>: TOO LARGE (<n> BYTES)` (or `TOPIC DOES NOT",
+        "EXIST`, `NOT AUTHORIZED`), and gets a REJECTED reply on the default replies topic.",
+        "",
+        "A dead letter's `key` (first 256 bytes) and `raw` (first 4 KiB) are bounded, and never",
+        "hold image data: an image, whether a JSON string (closed or cut), raw JPEG/PNG bytes or",
+        "any run of 64 or more base64 characters, is replaced by its size and SHA-256, e.g.",
+        '`"image":"<4188 bytes base64, sha256 ab12...>"`. `key_bytes` and `raw_bytes` give the',
+        "sizes as received. A reject's echo of the input is redacted the same way.",
+        "",
         "NIC check digit: Luhn (mod 10) over the 8 digits after the letter, "
         '`make_nic("X", "12345678") == "X123456782"`.',
         "",

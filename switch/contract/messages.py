@@ -150,13 +150,21 @@ class Reply(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class DeadLetter(msgspec.Struct, kw_only=True, frozen=True):
+    """Input that is not a readable request, or whose outputs could not be written.
+
+    `key` and `raw` are bounded and never hold image data (switch/contract/redact.py):
+    an image is replaced by its size and SHA-256; `key_bytes` and `raw_bytes` give the
+    sizes as received."""
+
     reason: str
     topic: str
     partition: int
     offset: int
-    key: str | None  # as received, decoded as UTF-8 with replacement
-    raw: bytes  # the first 4 KiB; JSON: base64
+    key: str | None  # as received (first 256 bytes, redacted), decoded as UTF-8 with replacement
+    raw: bytes  # the first 4 KiB, redacted; JSON: base64
     ts: str = ""
+    key_bytes: int | None = None  # the key's size as received (None: no key)
+    raw_bytes: int = 0  # the value's size as received
 
 
 class AuditEntry(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=False):

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+import msgspec
+
 from switch.contract.messages import (
     ACK,
     COMPLETE,
@@ -75,3 +77,15 @@ def reject_reply(
         mid=mid, cid=cid, mke=mke, ori=ori, status=REJECTED, legs=legs, errors=errors,
         text="\n".join(lines), ts=now_rfc3339(),
     )
+
+
+def undelivered_reply(reply: Reply, reason: str, *, moved_to: str | None) -> Reply:
+    """The reply to send when `reply` itself cannot be written (too large for its topic, a
+    reply_to topic missing or not writable): the same answer without images, and a line
+    saying why (and where it went instead)."""
+    line = f"SWITCH {reason}; SENT WITHOUT IMAGES"
+    if moved_to:
+        line += f" TO {moved_to}"
+    if reply.images:
+        line += f" ({len(reply.images)} IMAGES NOT SENT)"
+    return msgspec.structs.replace(reply, images=[], text=f"{reply.text}\n{line}" if reply.text else line)

@@ -31,6 +31,7 @@ from switch.contract.messages import (
     ModifyImage,
     QueryImage,
 )
+from switch.contract.redact import redact_text
 from switch.errors import SwitchError
 
 DEFAULT_MAX_BYTES = 2 * 1024 * 1024
@@ -79,7 +80,8 @@ class RequestInvalid(ContractError):
     """A readable request with at least one bad field; `errors` lists every problem.
 
     `mid`, `ori`, `mke` are echoed from the input when they are text (cut to 100
-    characters), even if invalid; `echo` is the first 100 characters of the input.
+    characters), even if invalid; `echo` is the first 100 characters of the input, image data redacted
+    (switch/contract/redact.py).
     """
 
     def __init__(
@@ -213,9 +215,12 @@ def _cut(value: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in value[:_ID_ECHO_MAX])
 
 
-def _echo(raw: bytes) -> str:
-    # 100 characters are at most 400 bytes of UTF-8.
-    return raw[: 4 * ECHO_CHARS].decode("utf-8", "replace")[:ECHO_CHARS]
+def echo(raw: bytes) -> str:
+    """The first 100 characters of the input for a reject's text, image data redacted."""
+    return redact_text(raw, ECHO_CHARS)
+
+
+_echo = echo
 
 
 # --------------------------------------------------------------------------- the entry point

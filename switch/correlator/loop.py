@@ -11,6 +11,7 @@ already sent. So a restart neither loses a transaction nor sends a reply twice.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 
 import msgspec
@@ -26,11 +27,12 @@ from switch.contract.internal import (
     response_decoder,
 )
 from switch.contract.messages import encode
+from switch.contract.replies import undelivered_reply
 from switch.correlator.pending import Emit, PendingTable
 from switch.kafka.audit import audit_entry
 from switch.kafka.clients import make_consumer, make_producer
 from switch.kafka.readall import read_to_end
-from switch.kafka.txloop import Step, commit_step
+from switch.kafka.txloop import Failure, Out, Step, commit_step
 from switch.logs import get_logger
 from switch.settings import Settings
 
@@ -93,7 +95,8 @@ class Correlator:
                 now = time.time()
                 emits.extend(self.table.expire(now, await self._caught_up()))
                 self._stage(step, emits)
-                await commit_step(producer, self.group_id, step)
+                await commit_step(producer, self.group_id, step,
+                                  fallback=functools.partial(self._undelivered, emits))
                 self._flush_events()
                 if time.monotonic() - last_stats > STATS_EVERY_S:
                     last_stats = time.monotonic()
@@ -169,7 +172,8 @@ class Correlator:
 
     def _stage(self, step: Step, emits: list[Emit]) -> None:
         t = self.settings.topics
-        for e in emits:
+        for i, e in enumerate(emits):
+            step.origin = i  # what to replace if this reply cannot be written
             r = e.reply
             step.send(e.topic or t.replies, encode(r), r.ori)
             if e.decision is not None:
@@ -184,6 +188,19 @@ class Correlator:
             structlog.contextvars.bind_contextvars(cid=r.cid, mid=r.mid)
             self.log.debug(event, status=r.status)
             structlog.contextvars.clear_contextvars()
+        step.origin = None
+
+    def _undelivered(self, emits: list[Emit], origin: int, failure: Failure) -> list[Out]:
+        """A reply that cannot be written is sent without its images, with a line saying
+        why, to the default replies topic when its reply_to topic is the problem."""
+        t, e = self.settings.topics, emits[origin]
+        moved = e.topic is not None and failure.topic == e.topic
+        reply = undelivered_reply(e.reply, failure.reason, moved_to=t.replies if moved else None)
+        step = Step()
+        self._stage(step, [Emit(reply, None if moved else e.topic, e.decision, e.cid)])
+        self.log.warning("reply not deliverable; sent without images", cid=e.cid,
+                         reason=failure.reason)
+        return step.outputs
 
     def _flush_events(self) -> None:
         for kind, cid, detail in self.table.events:

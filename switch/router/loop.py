@@ -20,12 +20,12 @@ import msgspec
 import structlog
 from aiokafka import ConsumerRebalanceListener, ConsumerRecord
 
+from switch.contract.deadletter import bounded_key, dead_letter
 from switch.contract.internal import DuplicateNotice, LegRequest, Manifest, record_decoder
 from switch.contract.messages import (
     AnyRequest,
     CancelImage,
     Codes,
-    DeadLetter,
     EnterImage,
     FieldError,
     ModifyImage,
@@ -33,14 +33,14 @@ from switch.contract.messages import (
     encode,
 )
 from switch.contract.replies import now_rfc3339, reject_reply
-from switch.contract.validate import RequestInvalid, Unreadable, parse_request
+from switch.contract.validate import RequestInvalid, Unreadable, echo, parse_request
 from switch.images.errors import ImageRejected
 from switch.images.pipeline import NormalisedImage
 from switch.images.pool import ImagePool
 from switch.kafka.audit import audit_entry
 from switch.kafka.clients import make_consumer, make_producer, topic_partitions
 from switch.kafka.readall import read_to_end
-from switch.kafka.txloop import Step, commit_step
+from switch.kafka.txloop import Failure, Out, Step, commit_step
 from switch.logs import get_logger
 from switch.router.dedupe import MidMemory, MidRecord, fingerprint, mid_record_decoder
 from switch.router.directory import Directory
@@ -48,7 +48,6 @@ from switch.router.imns import ImnSequences
 from switch.router.rules import Refusal, Route, route
 from switch.settings import Settings
 
-DLQ_RAW_BYTES = 4096
 COMPONENT = "router"
 REPLY_TO_CHECK_S = 5.0
 MID_EXPIRY_EVERY_S = 60.0
@@ -231,13 +230,20 @@ class Router:
         step = Step()
         staged: dict[str, MidRecord] = {}
         self._imn_batch = self.imns.batch()
-        for d in decoded:
+        for i, d in enumerate(decoded):
             structlog.contextvars.clear_contextvars()
-            self._process(d, step, staged)
+            with step.caused_by(i):
+                self._process(d, step, staged)
             step.consumed(d.rec)
-        for key, state in self._imn_batch.records():  # in the batch's transaction
+        # In the batch's transaction, caused by no one input: kept whatever is refused (a
+        # number given to a refused EIM is skipped, never used again).
+        for key, state in self._imn_batch.records():
             step.send(self.settings.topics.imns, encode(state), key)
-        landed = await commit_step(producer, self.group_id, step)
+
+        def fallback(origin: int, failure: Failure) -> list[Out]:
+            return self._undeliverable(decoded[origin], failure, staged)
+
+        landed = await commit_step(producer, self.group_id, step, fallback=fallback)
         self._imn_batch.commit()
         seen: dict[int, int] = {}
         for out, meta in zip(step.outputs, landed, strict=True):
@@ -300,7 +306,6 @@ class Router:
         req = d.request
         assert req is not None
         structlog.contextvars.bind_contextvars(cid=cid, mid=req.mid)
-        echo = _echo(rec.value)
         fp = fingerprint(req)
         now = time.time()
         seen = staged.get(req.mid)
@@ -320,22 +325,25 @@ class Router:
                 field="mid", code=Codes.DUPLICATE_MID,
                 text=f"REJECT MKE/{_mke(req)} DUPLICATE MID/{req.mid} WITH DIFFERENT CONTENT",
             )
-            self._reject(step, cid, req.mid, req.ori, _mke(req), [err], echo, req, "duplicate_mid")
+            self._reject(step, cid, req.mid, req.ori, _mke(req), [err], _echo(rec.value),
+                         req, "duplicate_mid")
             return
         if d.reply_to_missing:
             err = FieldError(field="reply_to", code=Codes.BAD_REPLY_TO,
                              text=f"REJECT MKE/{_mke(req)} BAD REPLY_TO: TOPIC {req.reply_to} DOES NOT EXIST")
             req_default = msgspec.structs.replace(req, reply_to=None)
-            self._reject(step, cid, req.mid, req.ori, _mke(req), [err], echo, req_default, "reply_to")
+            self._reject(step, cid, req.mid, req.ori, _mke(req), [err], _echo(rec.value),
+                         req_default, "reply_to")
             return
         if d.image_error is not None:
             err = FieldError(field="image", code=d.image_error.code,
                              text=f"REJECT MKE/{_mke(req)} {d.image_error.text}")
-            self._reject(step, cid, req.mid, req.ori, _mke(req), [err], echo, req, "image")
+            self._reject(step, cid, req.mid, req.ori, _mke(req), [err], _echo(rec.value), req, "image")
             return
         decision = route(req, self.directory, partition=rec.partition, imns=self._imn_batch)
         if isinstance(decision, Refusal):
-            self._reject(step, cid, req.mid, req.ori, _mke(req), decision.errors, echo, req, "route")
+            self._reject(step, cid, req.mid, req.ori, _mke(req), decision.errors,
+                         _echo(rec.value), req, "route")
             return
         self._fan_out(step, cid, req, decision, d.image, now)
         mrec = MidRecord(fp=fp, cid=cid, ts=now)
@@ -397,12 +405,9 @@ class Router:
         self, err: Unreadable, rec: ConsumerRecord[bytes, bytes], cid: str, step: Step
     ) -> None:
         t = self.settings.topics
-        letter = DeadLetter(
-            reason=err.reason, topic=rec.topic, partition=rec.partition, offset=rec.offset,
-            key=rec.key.decode("utf-8", "replace") if rec.key is not None else None,
-            raw=(rec.value or b"")[:DLQ_RAW_BYTES], ts=now_rfc3339(),
-        )
-        step.send(t.dlq, encode(letter), rec.key)
+        letter = dead_letter(err.reason, topic=rec.topic, partition=rec.partition,
+                             offset=rec.offset, key=rec.key, value=rec.value, ts=now_rfc3339())
+        step.send(t.dlq, encode(letter), bounded_key(rec.key))
         if err.mid and err.ori:
             code = err.code if err.code != Codes.UNREADABLE else Codes.INVALID_FIELD
             fe = FieldError(field="request", code=code, text=f"REJECT {err.reason}")
@@ -413,6 +418,34 @@ class Router:
             ))
         self.counts["dead_lettered"] += 1
         self.log.info("dead-lettered", reason=err.reason, partition=rec.partition, offset=rec.offset)
+
+    def _undeliverable(self, d: _Decoded, failure: Failure, staged: dict[str, MidRecord]) -> list[Out]:
+        """What replaces a request's outputs when one of them cannot be written: a bounded
+        dead letter naming the reason and, when its mid and ori are known, a REJECTED reply
+        on the default replies topic, so the request still gets exactly one reply."""
+        rec, cid, step = d.rec, uuid.uuid4().hex, Step()
+        known = d.request if d.request is not None else d.error
+        mid, ori = (known.mid, known.ori) if known is not None else (None, None)
+        if d.request is not None and staged.get(d.request.mid) is not None:
+            del staged[d.request.mid]  # not routed after all: a resubmission is judged anew
+        letter = dead_letter(failure.reason, topic=rec.topic, partition=rec.partition,
+                             offset=rec.offset, key=rec.key, value=rec.value, ts=now_rfc3339())
+        step.send(self.settings.topics.dlq, encode(letter), bounded_key(rec.key))
+        if mid and ori:
+            reply_to = d.request.reply_to if d.request is not None else None
+            field, code = (("reply_to", Codes.BAD_REPLY_TO) if failure.topic == reply_to
+                           else ("request", Codes.TOO_LARGE if "TOO LARGE" in failure.reason
+                                 else Codes.UNREADABLE))
+            fe = FieldError(field=field, code=code, text=f"REJECT {failure.reason}")
+            mke = _mke(d.request) if d.request is not None else None
+            self._reject(step, cid, mid, ori, mke, [fe], _echo(rec.value), None, "undeliverable")
+        else:
+            step.audit(self.settings.topics.audit, audit_entry(
+                COMPONENT, "dead_lettered", cid=cid, outcome="DEAD_LETTER", detail=failure.reason))
+        self.counts["dead_lettered"] += 1
+        self.log.warning("dead-lettered: its outputs could not be written", reason=failure.reason,
+                         partition=rec.partition, offset=rec.offset)
+        return step.outputs
 
     def _audit(self, step: Step, event: str, cid: str, req: AnyRequest, **fields: str | None) -> None:
         entry = audit_entry(
@@ -444,4 +477,5 @@ def _mke(req: AnyRequest) -> str:
 
 
 def _echo(raw: bytes | None) -> str:
-    return (raw or b"")[:400].decode("utf-8", "replace")[:100]
+    """Only on a reject: redacting hashes the image, which a routed request need not pay."""
+    return echo(raw or b"")
