@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -86,22 +86,34 @@ async def run_service(
     control: Control | None = None,
     controls: Controls | None = None,
     ready: asyncio.Event | None = None,
+    wall: Callable[[], float] = time.time,
 ) -> None:
     """Serve `system`'s leg requests until `stop` is set (or the task is cancelled).
 
     `control` is applied at start, after the control topic's history; `controls` lets a
     caller (a test) share the controls object and its seeded random source; `ready` is
-    set once the service consumes requests (for LEADS: after the directory is out).
+    set once the service consumes requests (for LEADS: after the directory is out);
+    `wall` is this host's wall clock (a test gives a skewed one).
     """
-    service = Service(settings, system, controls=controls)
+    service = Service(settings, system, controls=controls, wall=wall)
     await service.run(stop=stop or asyncio.Event(), control=control, ready=ready)
 
 
 class Service:
     """One system's service: its store, its clients and the loop that feeds the rules."""
 
-    def __init__(self, settings: Settings, system: str, *, controls: Controls | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        system: str,
+        *,
+        controls: Controls | None = None,
+        wall: Callable[[], float] = time.time,
+    ):
         self.settings = settings
+        # This host's wall clock: for local facts only (dates of entries, `answered`,
+        # pruning). Deadlines count on the broker's clock (see deadline.py).
+        self.wall = wall
         self.system = system.upper()
         if self.system not in ("LEADS", "NCIC"):
             raise ValueError(f"unknown system {system!r}: LEADS or NCIC")
@@ -430,7 +442,7 @@ class Service:
             self.unreadable += 1
             self.log.error("leg request for another system skipped", to=leg.system)
             return []
-        now = datetime.now(UTC)
+        now = datetime.fromtimestamp(self.wall(), UTC)
         if isinstance(req, QueryImage) and leg.deadline < now.timestamp():
             self.dropped += 1
             self.log.info("query past its deadline dropped", late_s=now.timestamp() - leg.deadline)
@@ -534,7 +546,7 @@ class Service:
     def _prune(self) -> None:
         assert self.store is not None
         try:
-            gone = self.store.prune_applied(time.time() - APPLIED_KEEP_S)
+            gone = self.store.prune_applied(self.wall() - APPLIED_KEEP_S)
         except Exception as exc:
             self.log.warning("pruning applied answers failed", error=repr(exc))
             return
