@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import msgspec
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from switch.client import SwitchClient
 from switch.contract.internal import LegAnswer, LegRequest, Manifest, response_decoder
@@ -21,6 +23,7 @@ from switch.settings import Settings
 from tests.services.helpers import OWNER, RECORDS, SOR_LNO, leg, mid
 from tests.services.kafka_helpers import (
     answers,
+    encoder,
     producer,
     read_until,
     reader,
@@ -107,6 +110,43 @@ async def test_after_down_forward_stale_queries_are_dropped_and_a_fresh_one_answ
     dropped = {e.cid for e in entries if e.event == "dropped"}
     assert dropped == {"s0", "s1", "s2"}
     assert all(e.outcome == "DEADLINE_PASSED" for e in entries if e.event == "dropped")
+
+
+async def test_on_a_create_time_topic_a_late_query_is_answered_not_dropped(
+    kafka_settings: Settings,
+) -> None:
+    """A leg-request topic created by an older version stamps CreateTime: the producer's
+    clock, which says nothing about the broker's. The service then never drops: the
+    correlator has answered TIMEOUT, and the late answer is counted (nothing lost)."""
+    s = kafka_settings
+    topic = s.topics.leg_requests("NCIC")
+    admin = AIOKafkaAdminClient(**s.kafka.client_kwargs())
+    await admin.start()
+    try:
+        await admin.alter_configs([ConfigResource(
+            ConfigResourceType.TOPIC, topic, configs={"message.timestamp.type": "CreateTime"})])
+    finally:
+        await admin.close()
+    seed(s, RECORDS)
+    values: list[bytes] = []
+    async with (
+        service(s, "NCIC") as controls,
+        producer(s) as p,
+        reader(s, s.topics.responses) as responses,
+    ):
+        await send_control(p, s, Control(system="NCIC", mode="down_forward"))
+        await _until(lambda: controls.mode == "down_forward")
+        # Stamped by producers an hour behind and an hour ahead: neither may count.
+        for i, skew in enumerate((-3600.0, 3600.0, 0.0)):
+            q = query(f"c{i}", 1.0)
+            stamp = int((time.time() + skew) * 1000)
+            await (await p.send(topic, key=SOR_LNO.encode(), value=encoder.encode(q),
+                                timestamp_ms=stamp))
+        await asyncio.sleep(3.0)  # down for longer than the timeout
+        await send_control(p, s, Control(system="NCIC", mode="up"))
+        got = answers(await read_until(responses, lambda v: len(answers(v)) >= 3, timeout=20,
+                                       into=values))
+    assert {cid for cid, _ in got} == {"c0", "c1", "c2"}
 
 
 async def test_a_router_an_hour_behind_still_gets_its_queries_answered(
