@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import msgspec
@@ -66,8 +67,14 @@ class _Decoded:
 
 
 class Router:
-    def __init__(self, settings: Settings, *, instance: str = "0") -> None:
+    def __init__(
+        self, settings: Settings, *, instance: str = "0", wall: Callable[[], float] = time.time
+    ) -> None:
         self.settings = settings
+        # This host's wall clock (a test gives a skewed one). It stamps `created` and the
+        # informational `deadline`; the deadline that counts is `timeout_s` from the
+        # broker's append time (switch/kafka/brokerclock.py).
+        self.wall = wall
         self.group_id = f"{settings.topics.prefix}.router"
         self.transactional_id = f"{settings.topics.prefix}.router.{instance}"
         self.directory = Directory()
@@ -307,7 +314,7 @@ class Router:
         assert req is not None
         structlog.contextvars.bind_contextvars(cid=cid, mid=req.mid)
         fp = fingerprint(req)
-        now = time.time()
+        now = self.wall()
         seen = staged.get(req.mid)
         verdict = self.mids.check(req.mid, fp, now)
         if seen is not None:  # the same mid twice in one batch

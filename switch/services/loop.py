@@ -21,7 +21,10 @@ Controls arrive on the compacted control topic, read from the beginning without 
 consumer group, so a restarted service resumes the last mode given to it:
 - `down_forward`: the request partitions are paused; entries wait in the topic and are
   applied when the system is `up` again. Queries whose deadline passed meanwhile are
-  dropped unanswered (the correlator has answered TIMEOUT for them).
+  dropped unanswered (the correlator has answered TIMEOUT for them). The deadline is the
+  leg's `timeout_s` from the broker's append time of its record, against the broker's
+  clock as estimated from every record read (deadline.py): the `up` command is itself a
+  fresh broker timestamp, so the estimate is right when the old queries are fetched.
 - `down_drop`: every request is answered UNAVAILABLE at once, without applying it.
 """
 
@@ -30,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,9 +59,11 @@ from switch.contract.messages import (
     control_decoder,
 )
 from switch.kafka.audit import audit_entry, audit_record
+from switch.kafka.brokerclock import BrokerClock
 from switch.kafka.clients import make_consumer, make_producer
 from switch.logs import get_logger
 from switch.services.controls import DOWN_DROP, DOWN_FORWARD, Controls
+from switch.services.deadline import LOG_APPEND_TIME, overdue_s
 from switch.services.directory import publish_directory, publish_imn_floor
 from switch.services.rules import REJECT, UNAVAILABLE, Applied, answer_unapplied, apply_request
 from switch.services.store import Store
@@ -86,22 +91,35 @@ async def run_service(
     control: Control | None = None,
     controls: Controls | None = None,
     ready: asyncio.Event | None = None,
+    wall: Callable[[], float] = time.time,
 ) -> None:
     """Serve `system`'s leg requests until `stop` is set (or the task is cancelled).
 
     `control` is applied at start, after the control topic's history; `controls` lets a
     caller (a test) share the controls object and its seeded random source; `ready` is
-    set once the service consumes requests (for LEADS: after the directory is out).
+    set once the service consumes requests (for LEADS: after the directory is out);
+    `wall` is this host's wall clock (a test gives a skewed one).
     """
-    service = Service(settings, system, controls=controls)
+    service = Service(settings, system, controls=controls, wall=wall)
     await service.run(stop=stop or asyncio.Event(), control=control, ready=ready)
 
 
 class Service:
     """One system's service: its store, its clients and the loop that feeds the rules."""
 
-    def __init__(self, settings: Settings, system: str, *, controls: Controls | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        system: str,
+        *,
+        controls: Controls | None = None,
+        wall: Callable[[], float] = time.time,
+    ):
         self.settings = settings
+        # This host's wall clock: for local facts only (dates of entries, `answered`,
+        # pruning). Deadlines count on the broker's clock (see deadline.py).
+        self.wall = wall
+        self.clock = BrokerClock(wall=wall)  # the broker's time: what deadlines count on
         self.system = system.upper()
         if self.system not in ("LEADS", "NCIC"):
             raise ValueError(f"unknown system {system!r}: LEADS or NCIC")
@@ -229,6 +247,7 @@ class Service:
                 await asyncio.sleep(1.0)
 
     def _on_control(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        self._observe(record)
         if record.value is None:
             return  # a tombstone: nothing to apply
         try:
@@ -300,6 +319,9 @@ class Service:
                 self.log.warning("fetch failed", error=repr(exc))
                 await asyncio.sleep(0.5)
                 continue
+            for records in batch.values():  # the broker's clock, before any deadline is judged
+                for record in records:
+                    self._observe(record)
             if time.time() - last_prune > PRUNE_EVERY_S:
                 last_prune = time.time()
                 self._prune()
@@ -432,10 +454,13 @@ class Service:
             self.unreadable += 1
             self.log.error("leg request for another system skipped", to=leg.system)
             return []
-        now = datetime.now(UTC)
-        if isinstance(req, QueryImage) and leg.deadline < now.timestamp():
+        now = datetime.fromtimestamp(self.wall(), UTC)
+        # Never `leg.deadline` (the router's wall clock): see deadline.py.
+        late = overdue_s(append_ms=record.timestamp, timestamp_type=record.timestamp_type,
+                         timeout_s=leg.timeout_s, broker_now=self.clock.now())
+        if isinstance(req, QueryImage) and late is not None:
             self.dropped += 1
-            self.log.info("query past its deadline dropped", late_s=now.timestamp() - leg.deadline)
+            self.log.info("query past its deadline dropped", late_s=round(late, 3))
             return [self._audit(leg, mke, "dropped", outcome="DEADLINE_PASSED")]
         delay = 0.0
         try:
@@ -509,6 +534,12 @@ class Service:
             ),
         ]
 
+    def _observe(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        """Feed the broker clock. Only a broker's append time counts: a CreateTime stamp
+        is some producer's wall clock and would drag the estimate along with its skew."""
+        if record.timestamp_type == LOG_APPEND_TIME:
+            self.clock.observe(record.timestamp)
+
     async def _send_answer(self, cid: str, value: bytes, delay: float) -> None:
         assert self.producer is not None
         if delay > 0:
@@ -536,7 +567,7 @@ class Service:
     def _prune(self) -> None:
         assert self.store is not None
         try:
-            gone = self.store.prune_applied(time.time() - APPLIED_KEEP_S)
+            gone = self.store.prune_applied(self.wall() - APPLIED_KEEP_S)
         except Exception as exc:
             self.log.warning("pruning applied answers failed", error=repr(exc))
             return

@@ -46,13 +46,15 @@ def leg(
     cid: str | None = None,
     imn: str | None = None,
     deadline: float | None = None,
+    timeout_s: float = 30.0,
 ) -> LegRequest:
     return LegRequest(
         cid=cid or uuid.uuid4().hex,
         system=system,
-        deadline=deadline if deadline is not None else time.time() + 30,
+        deadline=deadline if deadline is not None else time.time() + timeout_s,
         request=request,
         imn=imn,
+        timeout_s=timeout_s,
     )
 
 

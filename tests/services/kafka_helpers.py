@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -29,13 +30,18 @@ def seed(settings: Settings, records: list[RecordEntry]) -> None:
 
 @asynccontextmanager
 async def service(
-    settings: Settings, system: str, *, controls: Controls | None = None
+    settings: Settings,
+    system: str,
+    *,
+    controls: Controls | None = None,
+    wall: Callable[[], float] = time.time,
 ) -> AsyncIterator[Controls]:
-    """Run a service in this event loop until the block ends; yields its controls."""
+    """Run a service in this event loop until the block ends; yields its controls.
+    `wall` is the service's wall clock (skewed in the clock tests)."""
     controls = controls or Controls(system, seed=1)
     stop, ready = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(
-        run_service(settings, system, stop=stop, controls=controls, ready=ready)
+        run_service(settings, system, stop=stop, controls=controls, ready=ready, wall=wall)
     )
     waiter = asyncio.create_task(ready.wait())
     await asyncio.wait({task, waiter}, timeout=60, return_when=asyncio.FIRST_COMPLETED)

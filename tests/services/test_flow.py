@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import msgspec
 import pytest
@@ -107,8 +106,7 @@ async def test_down_drop_then_down_forward(kafka_settings: Settings) -> None:
         await _until(lambda: controls.mode == "down_forward")
         entry = leg(eim(SOR_LNO, OWNER, shade=2), "NCIC", cid="f1", imn="I000000002")
         late_query = leg(
-            QueryImage(mid=mid(), ori=OWNER, lno=SOR_LNO), "NCIC", cid="f2",
-            deadline=time.time() + 1.0,
+            QueryImage(mid=mid(), ori=OWNER, lno=SOR_LNO), "NCIC", cid="f2", timeout_s=1.0
         )
         live_query = leg(QueryImage(mid=mid(), ori=OWNER, lno=SOR_LNO), "NCIC", cid="f3")
         await send_legs(p, s, [entry, late_query, live_query])
