@@ -38,6 +38,7 @@ from switch.kafka.audit import audit_record
 from switch.logs import get_logger
 
 MAX_ATTEMPTS = 4
+METADATA_WAIT_S = 5.0
 
 # Errors that one record causes and that no retry can cure.
 RECORD_ERRORS: tuple[type[BaseException], ...] = (
@@ -185,7 +186,7 @@ def _isolate(step: Step, refused: _Refused, tries: dict[int, int], fallback: Fal
 
 async def _commit_once(producer: AIOKafkaProducer, group_id: str, step: Step) -> list[RecordMetadata]:
     txn = producer._txn_manager
-    start = {tp: txn.sequence_number(tp) for tp in _partitions(producer, step)}
+    start = {tp: txn.sequence_number(tp) for tp in await _partitions(producer, step)}
     async with producer.transaction():  # aborted if anything below raises
         refused: list[tuple[int, BaseException]] = []
         sent: list[tuple[int, asyncio.Future[RecordMetadata]]] = []
@@ -222,11 +223,16 @@ async def _commit_once(producer: AIOKafkaProducer, group_id: str, step: Step) ->
     return landed
 
 
-def _partitions(producer: AIOKafkaProducer, step: Step) -> set[TopicPartition]:
-    """Every partition the step may write (all partitions of its topics, as far as known)."""
+async def _partitions(producer: AIOKafkaProducer, step: Step) -> set[TopicPartition]:
+    """Every partition the step may write: all partitions of its topics. A topic not written
+    before is looked up first, else its sequence numbers could not be set back."""
     tps: set[TopicPartition] = set()
     for topic in {o.topic for o in step.outputs}:
-        for p in producer.client.cluster.partitions_for_topic(topic) or ():
+        parts = producer.client.cluster.partitions_for_topic(topic)
+        if not parts:
+            with contextlib.suppress(Exception):  # a missing topic is handled by the send
+                parts = await asyncio.wait_for(producer.partitions_for(topic), METADATA_WAIT_S)
+        for p in parts or ():
             tps.add(TopicPartition(topic, p))
     return tps
 
