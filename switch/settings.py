@@ -107,6 +107,11 @@ class TopicSettings:
     def mids(self) -> str:
         return f"{self.prefix}.mids"
 
+    @property
+    def correlator(self) -> str:
+        """The correlator's changelog (compacted): waiting and finished transactions."""
+        return f"{self.prefix}.correlator"
+
     def leg_requests(self, system: str) -> str:
         return f"{self.prefix}.{system.lower()}.requests"
 

@@ -21,8 +21,9 @@ from switch.kafka.audit import audit_record
 @dataclass
 class Out:
     topic: str
-    value: bytes
+    value: bytes | None  # None: a tombstone
     key: bytes | None = None
+    partition: int | None = None  # None: by key
 
 
 @dataclass
@@ -35,10 +36,13 @@ class Step:
     def consumed(self, rec: ConsumerRecord[bytes, bytes]) -> None:
         self.offsets[TopicPartition(rec.topic, rec.partition)] = rec.offset + 1
 
-    def send(self, topic: str, value: bytes, key: bytes | str | None = None) -> None:
+    def send(
+        self, topic: str, value: bytes | None, key: bytes | str | None = None,
+        partition: int | None = None,
+    ) -> None:
         if isinstance(key, str):
             key = key.encode()
-        self.outputs.append(Out(topic, value, key))
+        self.outputs.append(Out(topic, value, key, partition))
 
     def audit(self, topic: str, entry: AuditEntry) -> None:
         key, value = audit_record(entry)
@@ -51,7 +55,8 @@ async def commit_step(producer: AIOKafkaProducer, group_id: str, step: Step) -> 
     if not step.outputs and not step.offsets:
         return []
     async with producer.transaction():
-        futures = [await producer.send(o.topic, o.value, key=o.key) for o in step.outputs]
+        futures = [await producer.send(o.topic, o.value, key=o.key, partition=o.partition)
+                   for o in step.outputs]
         landed = list(await asyncio.gather(*futures))
         if step.offsets:
             await producer.send_offsets_to_transaction(step.offsets, group_id)
