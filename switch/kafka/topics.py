@@ -196,8 +196,13 @@ async def _check(admin: AIOKafkaAdminClient, specs: list[TopicSpec], fix: bool) 
         await admin.alter_configs(
             [ConfigResource(ConfigResourceType.TOPIC, s.name, configs=s.configs) for s in bad]
         )
-        partitions, configs = await _describe(admin, [s.name for s in specs])
-        wrong = config_mismatches(specs, partitions, configs)
+        deadline = asyncio.get_running_loop().time() + 15.0
+        while True:  # the broker applies a change asynchronously
+            partitions, configs = await _describe(admin, [s.name for s in specs])
+            wrong = config_mismatches(specs, partitions, configs)
+            if not wrong or asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.2)
     if wrong:
         more = f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""
         raise ConfigError(wrong[0] + more)
