@@ -52,7 +52,8 @@ from switch.settings import Settings
 COMPONENT = "correlator"
 TICK_MS = 50
 STATS_EVERY_S = 30.0
-SWEEP_EVERY_S = 60.0
+SWEEP_EVERY_S = 10.0  # up to SWEEP_BATCH tombstones each time: 30,000 a minute
+SWEEP_BATCH = 5000
 LOG_APPEND_TIME = 1  # ConsumerRecord.timestamp_type
 
 
@@ -306,7 +307,8 @@ class Correlator:
 
     def _sweep(self, step: Step, now: float) -> list[tuple[int, str, bytes | None]]:
         """Tombstones for finished replies older than the mid retention."""
-        old = self.store.expired(now - self.settings.mid_retention_s, set(self.next_offsets))
+        old = self.store.expired(now - self.settings.mid_retention_s, set(self.next_offsets),
+                                 limit=SWEEP_BATCH)
         for cid, p in old:
             step.send(self.settings.topics.correlator, None, cid, partition=p)
         self.table.counters.swept += len(old)

@@ -165,6 +165,8 @@ def test_finished_replies_live_in_the_store_not_in_ram_for_the_whole_retention()
     # Swept by age (broker time), oldest first.
     assert store.expired(T0 + 10.5, {0}) == [(f"q{i}", 0) for i in range(11)]
     assert store.expired(T0 + 10.5, {1}) == []
+    store.apply([(0, "q0", None)])  # the sweep's tombstone
+    assert store.finished("q0") is None and store.finished_count() == 599
 
 
 def test_a_duplicate_notice_of_another_ori_never_gets_the_original_reply() -> None:
