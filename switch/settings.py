@@ -111,6 +111,11 @@ class TopicSettings:
     def imns(self) -> str:
         return f"{self.prefix}.imns"
 
+    @property
+    def correlator(self) -> str:
+        """The correlator's changelog (compacted): waiting and finished transactions."""
+        return f"{self.prefix}.correlator"
+
     def leg_requests(self, system: str) -> str:
         return f"{self.prefix}.{system.lower()}.requests"
 

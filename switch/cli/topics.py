@@ -12,9 +12,13 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p = sub.add_parser(
         "topics", parents=[common], help="create the switch's topics, or list them",
         description="Create every topic the switch uses with its partitions and configs "
-        "(harmless to repeat), or list them with their purpose.",
+        "(harmless to repeat; existing topics are checked, and --fix resets their configs), "
+        "or list them with their purpose.",
     )
     p.add_argument("action", choices=("create", "list"))
+    p.add_argument("--fix", action="store_true",
+                   help="create: set an existing topic's configs back to the switch's "
+                   "(otherwise a difference is an error)")
     p.set_defaults(func=run)
 
 
@@ -25,6 +29,6 @@ def run(args: argparse.Namespace) -> int:
             configs = ",".join(f"{k}={v}" for k, v in sorted(spec.configs.items()))
             print(f"{spec.name:40} {spec.partitions:3}  {spec.purpose}  [{configs}]")
         return 0
-    created = run_async(ensure_topics(settings))
+    created = run_async(ensure_topics(settings, fix=args.fix))
     print(f"created {len(created)} topic(s)" + (": " + ", ".join(created) if created else ""))
     return 0

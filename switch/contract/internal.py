@@ -86,12 +86,14 @@ class DuplicateNotice(msgspec.Struct, kw_only=True, frozen=True, tag="duplicate"
     mid: str
     reply_to: str | None = None
     received: float = 0.0
+    # The requester's ORI: mids are scoped by ORI, so it is the original's ORI too, and
+    # even a "no longer held" reject names it.
+    ori: str | None = None
 
 
 class Decision(msgspec.Struct, kw_only=True, frozen=True, tag="decision", tag_field="kind"):
-    """Written by the correlator, keyed by cid, in the same Kafka transaction as the reply
-    it records. After a restart the correlator reads these back to know which replies it
-    has already sent, so none is sent twice and none is lost.
+    """No longer written (the correlator's changelog carries the same facts); still read
+    from old `<prefix>.responses` logs, so an upgrade does not send a reply twice.
 
     event "first": the transaction's one (non-supplement) reply; `missing` names the legs
     that had not answered by then (system -> QUEUED or TIMEOUT). event "supplement": a
@@ -106,6 +108,49 @@ class Decision(msgspec.Struct, kw_only=True, frozen=True, tag="decision", tag_fi
 
 
 ResponseMessage = Manifest | LegAnswer | DuplicateNotice | Decision
+
+
+# ---------------------------------------------------------------- the correlator's changelog
+# `<prefix>.correlator`, compacted, keyed by cid, partition p holding the state of the
+# transactions of `<prefix>.responses` partition p; written in the same Kafka transaction
+# as the replies and input offsets it accounts for.
+
+
+class Waiting(msgspec.Struct, kw_only=True, frozen=True, tag="waiting", tag_field="kind"):
+    """A transaction that has had its first reply but still waits (QUEUED legs, or the
+    late grace of TIMEOUT query legs)."""
+
+    manifest: Manifest
+    start: float  # the manifest's broker append time, epoch seconds
+    offset: int  # the manifest's offset in responses
+    answers: list[LegAnswer] = []
+    missing: dict[str, str] = {}
+    supplemented: list[str] = []
+    grace_until: float | None = None
+
+
+class Finished(msgspec.Struct, kw_only=True, frozen=True, tag="finished", tag_field="kind"):
+    """A finished transaction's final reply, for resubmitted mids (until the mid retention
+    has passed: then a tombstone)."""
+
+    cid: str
+    ori: str
+    mid: str
+    reply: msgspec.Raw  # the final Reply, as encoded JSON (inline)
+    reply_to: str | None = None
+    done_at: float = 0.0  # broker time, epoch seconds
+
+
+class Checkpoint(msgspec.Struct, kw_only=True, frozen=True, tag="checkpoint", tag_field="kind"):
+    """Key `~checkpoint`: a restore replays responses from `offset` (the lowest offset of
+    a manifest without its first reply, else the committed offset)."""
+
+    offset: int
+
+
+CHECKPOINT_KEY = "~checkpoint"
+ChangelogRecord = Waiting | Finished | Checkpoint
+changelog_decoder = msgspec.json.Decoder(ChangelogRecord)
 
 response_decoder = msgspec.json.Decoder(ResponseMessage)
 leg_request_decoder = msgspec.json.Decoder(LegRequest)

@@ -1,11 +1,21 @@
 """The correlator's consume loop: thin I/O around `pending.PendingTable`.
 
 Reads `<prefix>.responses` (manifests, leg answers, duplicate notices) in a consumer
-group; each step's replies, the `Decision` records that say they were sent, audit
-entries and the input offsets are committed in one Kafka transaction. On partition
-assignment the table is rebuilt from the partition's log: inputs before the committed
-offset are replayed silently, and every Decision (wherever it sits) marks a reply as
-already sent. So a restart neither loses a transaction nor sends a reply twice.
+group; each step's replies, audit entries, changelog records and the input offsets are
+committed in one Kafka transaction. The changelog (`<prefix>.correlator`, compacted,
+keyed by cid, partition p for responses partition p) holds every transaction that has
+had its first reply and still waits, each finished transaction's final reply (until the
+mid retention has passed: then a tombstone), and per partition a `~checkpoint`: the
+responses offset from which a restore must replay (the lowest manifest still without
+its first reply, else the committed offset). So the changelog always matches the
+committed offset.
+
+On partition assignment: read the changelog's tail into the local store (SQLite, under
+`<home>/correlator/`; it remembers how far it has seen), load the waiting transactions,
+then replay responses from the checkpoint to the committed offset silently. So a restart
+neither loses a transaction nor sends a reply twice, reads only what is new, and the
+responses topic's retention bounds only that replay. Finished replies stay on disk, not
+in RAM. Every time is the broker's (`BrokerClock`), never this host's wall clock.
 """
 
 from __future__ import annotations
@@ -18,8 +28,11 @@ import msgspec
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.structs import RecordMetadata
 
 from switch.contract.internal import (
+    CHECKPOINT_KEY,
+    Checkpoint,
     Decision,
     DuplicateNotice,
     LegAnswer,
@@ -29,7 +42,9 @@ from switch.contract.internal import (
 from switch.contract.messages import encode
 from switch.contract.replies import undelivered_reply
 from switch.correlator.pending import Emit, PendingTable
+from switch.correlator.store import ReplyStore
 from switch.kafka.audit import audit_entry
+from switch.kafka.brokerclock import BrokerClock
 from switch.kafka.clients import make_consumer, make_producer
 from switch.kafka.readall import read_to_end
 from switch.kafka.txloop import Failure, Out, Step, commit_step
@@ -39,6 +54,9 @@ from switch.settings import Settings
 COMPONENT = "correlator"
 TICK_MS = 50
 STATS_EVERY_S = 30.0
+SWEEP_EVERY_S = 10.0  # up to SWEEP_BATCH tombstones each time: 30,000 a minute
+SWEEP_BATCH = 5000
+LOG_APPEND_TIME = 1  # ConsumerRecord.timestamp_type
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -47,7 +65,11 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         self.c.restored.clear()
-        self.c.table.drop_partitions({tp.partition for tp in revoked})
+        gone = {tp.partition for tp in revoked}
+        self.c.table.drop_partitions(gone)
+        for p in gone:
+            self.c.next_offsets.pop(p, None)
+            self.c.checkpoints.pop(p, None)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         try:
@@ -57,11 +79,18 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class Correlator:
-    def __init__(self, settings: Settings, *, instance: str = "0") -> None:
+    def __init__(
+        self, settings: Settings, *, instance: str = "0", clock: BrokerClock | None = None
+    ) -> None:
         self.settings = settings
         self.group_id = f"{settings.topics.prefix}.correlator"
         self.transactional_id = f"{settings.topics.prefix}.correlator.{instance}"
-        self.table = PendingTable(retention_s=settings.mid_retention_s)
+        self.clock = clock or BrokerClock()
+        self.store = ReplyStore(settings.home / "correlator" / f"replies-{instance}.sqlite3")
+        self.table = PendingTable(lookup=self.store.finished, clock=self.clock.now)
+        self.next_offsets: dict[int, int] = {}  # responses partition -> committed offset
+        self.checkpoints: dict[int, int] = {}  # responses partition -> last checkpoint written
+        self.last_restore: dict[str, int] = {}  # records read by the last restore, by topic
         self.log = get_logger(COMPONENT)
         self.consumer: AIOKafkaConsumer | None = None
         self._ready = asyncio.Event()
@@ -79,7 +108,7 @@ class Correlator:
         await producer.start()
         await self.consumer.start()
         self.consumer.subscribe([t.responses], listener=_Rebalance(self))
-        last_stats = time.monotonic()
+        last_stats = last_sweep = time.monotonic() - SWEEP_EVERY_S
         try:
             while not stop.is_set():
                 batch = await self.consumer.getmany(timeout_ms=TICK_MS, max_records=500)
@@ -92,24 +121,29 @@ class Correlator:
                     for rec in records:
                         emits.extend(self._dispatch(rec))
                         step.consumed(rec)
-                now = time.time()
+                        self.next_offsets[rec.partition] = rec.offset + 1
+                now = self.clock.now()
                 emits.extend(self.table.expire(now, await self._caught_up()))
                 self._stage(step, emits)
-                await commit_step(producer, self.group_id, step,
-                                  fallback=functools.partial(self._undelivered, emits))
+                changes = self._stage_changelog(step)
+                if time.monotonic() - last_sweep > SWEEP_EVERY_S:
+                    last_sweep = time.monotonic()
+                    changes += self._sweep(step, now)
+                landed = await commit_step(producer, self.group_id, step,
+                                           fallback=functools.partial(self._undelivered, emits))
+                self._stored(step, landed, changes)
                 self._flush_events()
                 if time.monotonic() - last_stats > STATS_EVERY_S:
                     last_stats = time.monotonic()
-                    self.table.sweep(now)
                     c = self.table.counters
-                    self.log.info("stats", open=self.table.open_count, done=len(self.table.done),
-                                  done_bytes=self.table.done_bytes,
+                    self.log.info("stats", open=self.table.open_count,
                                   replies=c.replies, supplements=c.supplements, late=c.late,
                                   duplicate_answers=c.duplicate_answers, orphans=c.orphans,
-                                  timeouts=c.timeouts)
+                                  timeouts=c.timeouts, swept=c.swept)
         finally:
             await self.consumer.stop()
             await producer.stop()
+            self.store.close()
 
     async def _caught_up(self) -> set[int]:
         """Partitions read up to their last stable offset: only there may a deadline fire."""
@@ -127,6 +161,7 @@ class Correlator:
 
     async def restore(self, assigned: list[TopicPartition]) -> None:
         assert self.consumer is not None
+        t = self.settings.topics
         parts = [tp.partition for tp in assigned]
         if not parts:
             return
@@ -135,40 +170,109 @@ class Correlator:
             off = await self.consumer.committed(tp)
             committed[tp.partition] = off if off is not None else 0
         t0 = time.monotonic()
-        count = 0
+
+        # 1. The changelog's tail (all of a partition never seen) into the local store.
+        seen = self.store.seen()
+        ends = await self.consumer.end_offsets([TopicPartition(t.correlator, p) for p in parts])
+        for tp, end in ends.items():
+            if seen.get(tp.partition, 0) > end:  # the changelog was recreated
+                self.store.forget_partition(tp.partition)
+                seen.pop(tp.partition, None)
+        batch: list[tuple[int, str, bytes | None]] = []
+        changelog = 0
+
+        def tail(rec: ConsumerRecord[bytes, bytes]) -> None:
+            nonlocal changelog
+            changelog += 1
+            self._observe(rec)
+            if rec.key is not None:
+                batch.append((rec.partition, rec.key.decode(), rec.value))
+            if len(batch) >= 2000:
+                self.store.apply(batch)
+                batch.clear()
+
+        read = await read_to_end(self.settings, t.correlator, tail, partitions=parts,
+                                 start_at={p: seen.get(p, 0) for p in parts})
+        self.store.apply(batch, read)
+
+        # 2. Transactions that had their first reply and still wait.
+        known: set[str] = set()
+        for partition, w in self.store.waiting(set(parts)):
+            self.table.load(w, partition)
+            known.add(w.manifest.cid)
+
+        # 3. Responses from the checkpoint to the committed offset, silently. Without a
+        # checkpoint (a log written before the changelog existed) all of it, to the end,
+        # and its Decision records say which replies were sent.
+        start = {p: self.store.checkpoint(p) for p in parts}
+        replayed = 0
 
         def replay(rec: ConsumerRecord[bytes, bytes]) -> None:
-            nonlocal count
-            count += 1
+            nonlocal replayed
+            replayed += 1
+            self._observe(rec)
             msg = _decode(rec)
             if isinstance(msg, Decision):
                 self.table.on_decision(msg)
-            elif msg is not None and rec.offset < committed[rec.partition]:
-                self._apply(msg, rec.partition)  # already acted on: replies are not re-sent
+            elif msg is None or rec.offset >= committed[rec.partition]:
+                return
+            elif msg.cid in known or self.table.finished(msg.cid) is not None:
+                return  # the changelog already accounts for it
+            else:
+                self._apply(msg, rec)  # already acted on: replies are not re-sent
 
-        await read_to_end(self.settings, self.settings.topics.responses, replay, partitions=parts)
-        self.table.sweep(time.time())
-        self.log.info("restored", partitions=parts, committed=committed, records=count,
-                      open=self.table.open_count,
-                      seconds=round(time.monotonic() - t0, 2))
+        await read_to_end(
+            self.settings, t.responses, replay, partitions=parts,
+            start_at={p: off for p, off in start.items() if off is not None},
+            stop_at={p: committed[p] for p, off in start.items() if off is not None},
+        )
+        for p in parts:
+            self.next_offsets[p] = committed[p]
+            cp = start[p]
+            if cp is not None:
+                self.checkpoints[p] = cp
+            else:
+                self.checkpoints.pop(p, None)
+        self.last_restore = {"changelog": changelog, "responses": replayed}
+        self.log.info("restored", partitions=parts, committed=committed, checkpoints=start,
+                      changelog_records=changelog, responses_replayed=replayed,
+                      open=self.table.open_count, seconds=round(time.monotonic() - t0, 2))
 
     # ------------------------------------------------------------------ processing
 
     def _dispatch(self, rec: ConsumerRecord[bytes, bytes]) -> list[Emit]:
+        self._observe(rec)
         msg = _decode(rec)
         if msg is None:
             self.log.warning("unreadable response", partition=rec.partition, offset=rec.offset)
             return []
         if isinstance(msg, Decision):
-            return []  # our own record, applied when it was written
-        return self._apply(msg, rec.partition)
+            return []  # written by an older correlator; the changelog replaced them
+        return self._apply(msg, rec)
 
-    def _apply(self, msg: Manifest | LegAnswer | DuplicateNotice, partition: int) -> list[Emit]:
+    def _apply(
+        self, msg: Manifest | LegAnswer | DuplicateNotice, rec: ConsumerRecord[bytes, bytes]
+    ) -> list[Emit]:
         if isinstance(msg, Manifest):
-            return self.table.on_manifest(msg, partition)
+            return self.table.on_manifest(msg, rec.partition, offset=rec.offset,
+                                          start=self._appended(rec))
         if isinstance(msg, LegAnswer):
-            return self.table.on_answer(msg)
+            return self.table.on_answer(msg, self.clock.now())
         return self.table.on_duplicate(msg)
+
+    def _observe(self, rec: ConsumerRecord[bytes, bytes]) -> None:
+        if rec.timestamp_type == LOG_APPEND_TIME:
+            self.clock.observe(rec.timestamp)
+
+    def _appended(self, rec: ConsumerRecord[bytes, bytes]) -> float:
+        """When the broker appended `rec`: its timestamp on a LogAppendTime topic. On an old
+        topic (CreateTime: the router's clock) the same, but never later than the broker's
+        now, so a router clock running ahead cannot postpone a deadline."""
+        now = self.clock.now()
+        if rec.timestamp is None or rec.timestamp <= 0:
+            return now
+        ts = rec.timestamp / 1000.0
+        return ts if rec.timestamp_type == LOG_APPEND_TIME else float(min(ts, now))
 
     def _stage(self, step: Step, emits: list[Emit]) -> None:
         t = self.settings.topics
@@ -176,8 +280,6 @@ class Correlator:
             step.origin = i  # what to replace if this reply cannot be written
             r = e.reply
             step.send(e.topic or t.replies, encode(r), r.ori)
-            if e.decision is not None:
-                step.send(t.responses, encode(e.decision), e.cid)
             event = "supplement" if r.supplement else ("duplicate" if r.duplicate else "replied")
             step.audit(t.audit, audit_entry(
                 COMPONENT, event, cid=r.cid, mid=r.mid, ori=r.ori, mke=r.mke,
@@ -197,10 +299,52 @@ class Correlator:
         moved = e.topic is not None and failure.topic == e.topic
         reply = undelivered_reply(e.reply, failure.reason, moved_to=t.replies if moved else None)
         step = Step()
-        self._stage(step, [Emit(reply, None if moved else e.topic, e.decision, e.cid)])
+        self._stage(step, [Emit(reply, None if moved else e.topic, e.cid)])
         self.log.warning("reply not deliverable; sent without images", cid=e.cid,
                          reason=failure.reason)
         return step.outputs
+
+    def _stage_changelog(self, step: Step) -> list[tuple[int, str, bytes | None]]:
+        """What changed in this step, and each partition's new checkpoint, to the changelog
+        (same transaction as the replies and offsets). Returns the records, for the store."""
+        topic = self.settings.topics.correlator
+        out: list[tuple[int, str, bytes | None]] = []
+        for partition, cid, record in self.table.take_changes():
+            value = msgspec.json.encode(record)
+            step.send(topic, value, cid, partition=partition)
+            out.append((partition, cid, value))
+        for p, nxt in self.next_offsets.items():
+            cp = self.table.checkpoint(p, nxt)
+            if self.checkpoints.get(p) != cp:
+                self.checkpoints[p] = cp
+                value = msgspec.json.encode(Checkpoint(offset=cp))
+                step.send(topic, value, CHECKPOINT_KEY, partition=p)
+                out.append((p, CHECKPOINT_KEY, value))
+        return out
+
+    def _sweep(self, step: Step, now: float) -> list[tuple[int, str, bytes | None]]:
+        """Tombstones for finished replies older than the mid retention."""
+        old = self.store.expired(now - self.settings.mid_retention_s, set(self.next_offsets),
+                                 limit=SWEEP_BATCH)
+        for cid, p in old:
+            step.send(self.settings.topics.correlator, None, cid, partition=p)
+        self.table.counters.swept += len(old)
+        return [(p, cid, None) for cid, p in old]
+
+    def _stored(
+        self, step: Step, landed: list[RecordMetadata], changes: list[tuple[int, str, bytes | None]]
+    ) -> None:
+        """After the commit: the changelog records into the local store, with how far the
+        changelog has been seen."""
+        if not changes:
+            return
+        topic = self.settings.topics.correlator
+        seen: dict[int, int] = {}
+        for out, meta in zip(step.outputs, landed, strict=True):
+            if out.topic == topic:
+                seen[meta.partition] = max(seen.get(meta.partition, 0), meta.offset + 1)
+        self.store.apply(changes, seen)
+        self.table.stored([cid for _, cid, _ in changes])
 
     def _flush_events(self) -> None:
         for kind, cid, detail in self.table.events:

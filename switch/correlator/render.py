@@ -16,7 +16,7 @@ from switch.contract.replies import leg_line, now_rfc3339, overall_status, syste
 
 
 def missing_leg(system: str, status: str, manifest: Manifest) -> Leg:
-    secs = max(0.0, manifest.deadline - manifest.created)
+    secs = manifest.timeout_s
     if status == QUEUED:
         text = (f"QUEUED - {system} DID NOT ANSWER IN {secs:g} S; THE {manifest.mke} "
                 f"STAYS QUEUED AND WILL BE APPLIED WHEN {system} RETURNS")

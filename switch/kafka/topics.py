@@ -6,8 +6,10 @@ import asyncio
 from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
+from switch.errors import ConfigError
 from switch.settings import Settings
 
 DAY_MS = 24 * 3600 * 1000
@@ -23,35 +25,111 @@ class TopicSpec:
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
-    """Every topic the switch uses, with its partitions and configs."""
+    """Every topic the switch uses, with its partitions and configs.
+
+    Every topic states its cleanup policy and retention on purpose (never the broker's
+    defaults), and `ensure_topics` checks them on topics that already exist:
+    - requests, leg requests, dlq: 7 days (delete). Read within seconds; a week lets an
+      operator look back and a service that was down catch up.
+    - replies: 7 days (delete): read by producers and the console within seconds.
+    - audit: 400 days (delete): CONTRACT.md asks for at least 365.
+    - responses: 7 days (delete). Only a bound on the correlator's replay: anything that
+      waits longer (a queued entry, a finished reply for resubmissions) lives in the
+      correlator's changelog, and a restore replays only from its checkpoint.
+    - correlator: compacted, no time limit (waiting transactions must survive however
+      long NCIC is down); finished replies are removed by tombstones after the mid
+      retention, tombstones kept 1 day; segments roll hourly so compaction keeps up.
+      Same partition count as responses (partition p of one belongs to p of the other).
+    - mids: compacted and deleted after 2 days (the 24 h mid memory with margin).
+    - records, control: compacted, no time limit (the last value per key is the state).
+    """
     t = settings.topics
     p = t.partitions
     big = str(8 * MIB)  # replies to a QIM carry every stored image
     request_bytes = str(settings.max_request_bytes + MIB)
-    compact = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
+    week = {"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)}
+    compact = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0", "retention.ms": "-1"}
     # Deadlines count from the broker's append time (switch/kafka/brokerclock.py).
     broker_time = {"message.timestamp.type": "LogAppendTime"}
     return [
-        TopicSpec(t.requests, p, {"max.message.bytes": request_bytes}, "requests from producers"),
-        TopicSpec(t.replies, p, {"max.message.bytes": big}, "one reply per request (+ supplements)"),
-        TopicSpec(t.dlq, 1, {"max.message.bytes": request_bytes}, "unreadable input"),
+        TopicSpec(t.requests, p, {"max.message.bytes": request_bytes, **week},
+                  "requests from producers"),
+        TopicSpec(t.replies, p, {"max.message.bytes": big, **week},
+                  "one reply per request (+ supplements)"),
+        TopicSpec(t.dlq, 1, {"max.message.bytes": request_bytes, **week}, "unreadable input"),
         TopicSpec(
-            t.audit, p, {"retention.ms": str(400 * DAY_MS)}, "audit entries, kept 400 days"
+            t.audit, p, {"cleanup.policy": "delete", "retention.ms": str(400 * DAY_MS)},
+            "audit entries, kept 400 days",
         ),
         TopicSpec(t.control, 1, {**compact, **broker_time}, "simulation controls, last one per system"),
-        TopicSpec(t.leg_requests("LEADS"), p, {"max.message.bytes": request_bytes, **broker_time},
+        TopicSpec(t.leg_requests("LEADS"), p,
+                  {"max.message.bytes": request_bytes, **week, **broker_time},
                   "router -> LEADS service"),
-        TopicSpec(t.leg_requests("NCIC"), p, {"max.message.bytes": request_bytes, **broker_time},
+        TopicSpec(t.leg_requests("NCIC"), p,
+                  {"max.message.bytes": request_bytes, **week, **broker_time},
                   "router -> NCIC service"),
-        TopicSpec(t.responses, p, {"max.message.bytes": big, **broker_time},
+        TopicSpec(t.responses, p, {"max.message.bytes": big, **week, **broker_time},
                   "route manifests and leg answers, keyed by cid"),
+        TopicSpec(t.correlator, p,
+                  {"max.message.bytes": big, **compact, **broker_time,
+                   "segment.ms": str(3600 * 1000), "delete.retention.ms": str(DAY_MS)},
+                  "correlator's changelog: waiting and finished transactions, keyed by cid"),
         TopicSpec(t.records, p, compact, "record directory published by LEADS, keyed by LNO"),
         TopicSpec(t.mids, p, {**compact, "cleanup.policy": "compact,delete",
                               "retention.ms": str(2 * DAY_MS)},
-                  "router's memory of mids (idempotency), keyed by mid"),
+                  "router's memory of mids (idempotency), keyed by ORI/mid"),
         TopicSpec(t.imns, 1, {**compact, "segment.bytes": str(MIB), "segment.ms": str(3600_000)},
                   "shared-IMN sequence per requests partition (router) and LEADS's floor"),
     ]
+
+
+def _same(key: str, have: str | None, want: str) -> bool:
+    if have is None:
+        return False
+    if key == "cleanup.policy":
+        return sorted(have.replace(" ", "").split(",")) == sorted(want.split(","))
+    return have == want
+
+
+def config_mismatches(
+    specs: list[TopicSpec], partitions: dict[str, int], configs: dict[str, dict[str, str]]
+) -> list[str]:
+    """One line per setting of an existing topic that differs from its spec (pure)."""
+    out = []
+    for s in specs:
+        if s.name not in configs:
+            continue
+        have_p = partitions.get(s.name)
+        if have_p is not None and have_p != s.partitions:
+            out.append(
+                f"topic {s.name} has {have_p} partitions, should have {s.partitions}: delete and "
+                "recreate it (`switch topics create`), or set SWITCH_PARTITIONS to match"
+            )
+        for key, want in sorted(s.configs.items()):
+            have = configs[s.name].get(key)
+            if not _same(key, have, want):
+                out.append(
+                    f"topic {s.name} has {key}={have}, should be {want}: run "
+                    "`switch topics create --fix` (or delete and recreate the topic)"
+                )
+    return out
+
+
+async def _describe(
+    admin: AIOKafkaAdminClient, names: list[str]
+) -> tuple[dict[str, int], dict[str, dict[str, str]]]:
+    partitions = {
+        t["topic"]: len(t["partitions"]) for t in await admin.describe_topics(names)
+        if t.get("error_code", 0) == 0
+    }
+    configs: dict[str, dict[str, str]] = {}
+    responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in names])
+    for resp in responses:
+        for res in resp.resources:
+            error_code, _msg, _type, name, entries = res[:5]
+            if error_code == 0:
+                configs[name] = {e[0]: e[1] for e in entries}
+    return partitions, configs
 
 
 async def _wait_for_leaders(
@@ -73,13 +151,22 @@ async def _wait_for_leaders(
         await asyncio.sleep(0.1)
 
 
-async def ensure_topics(settings: Settings, *, extra: list[TopicSpec] | None = None) -> list[str]:
-    """Create every missing topic; return the names created. Harmless to repeat."""
+async def ensure_topics(
+    settings: Settings, *, extra: list[TopicSpec] | None = None, fix: bool = False
+) -> list[str]:
+    """Create every missing topic; return the names created. Harmless to repeat.
+
+    Topics that already exist are checked against their spec: a setting that differs
+    raises ConfigError (one line: which topic, which setting, what it is and should be,
+    what to do), or with `fix` is set to its spec's value."""
     specs = topic_specs(settings) + list(extra or [])
     admin = AIOKafkaAdminClient(**settings.kafka.client_kwargs(), request_timeout_ms=30_000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
+        present = [s for s in specs if s.name in existing]
+        if present:
+            await _check(admin, present, fix)
         missing = [s for s in specs if s.name not in existing]
         if not missing:
             return []
@@ -100,3 +187,24 @@ async def ensure_topics(settings: Settings, *, extra: list[TopicSpec] | None = N
         return [s.name for s in missing]
     finally:
         await admin.close()
+
+
+async def _check(admin: AIOKafkaAdminClient, specs: list[TopicSpec], fix: bool) -> None:
+    partitions, configs = await _describe(admin, [s.name for s in specs])
+    wrong = config_mismatches(specs, partitions, configs)
+    if wrong and fix:
+        bad = [s for s in specs if config_mismatches([s], {}, configs)]
+        # AlterConfigs sets the whole set of a topic's overrides: ours, as specified.
+        await admin.alter_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, s.name, configs=s.configs) for s in bad]
+        )
+        deadline = asyncio.get_running_loop().time() + 15.0
+        while True:  # the broker applies a change asynchronously
+            partitions, configs = await _describe(admin, [s.name for s in specs])
+            wrong = config_mismatches(specs, partitions, configs)
+            if not wrong or asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.2)
+    if wrong:
+        more = f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""
+        raise ConfigError(wrong[0] + more)

@@ -58,9 +58,10 @@ log = get_logger("txloop")
 @dataclass
 class Out:
     topic: str
-    value: bytes
+    value: bytes | None  # None: a tombstone
     key: bytes | None = None
     origin: int | None = None  # the input that caused it (the stage's numbering)
+    partition: int | None = None  # None: by key
 
 
 @dataclass(frozen=True)
@@ -110,10 +111,13 @@ class Step:
         finally:
             self.origin = previous
 
-    def send(self, topic: str, value: bytes, key: bytes | str | None = None) -> None:
+    def send(
+        self, topic: str, value: bytes | None, key: bytes | str | None = None,
+        partition: int | None = None,
+    ) -> None:
         if isinstance(key, str):
             key = key.encode()
-        self.outputs.append(Out(topic, value, key, self.origin))
+        self.outputs.append(Out(topic, value, key, self.origin, partition))
 
     def audit(self, topic: str, entry: AuditEntry) -> None:
         key, value = audit_record(entry)
@@ -127,10 +131,10 @@ class Step:
             if o.origin != origin:
                 kept.append(o)
             elif not placed:
-                kept.extend(Out(n.topic, n.value, n.key, origin) for n in outputs)
+                kept.extend(Out(n.topic, n.value, n.key, origin, n.partition) for n in outputs)
                 placed = True
         if not placed:
-            kept.extend(Out(n.topic, n.value, n.key, origin) for n in outputs)
+            kept.extend(Out(n.topic, n.value, n.key, origin, n.partition) for n in outputs)
         self.outputs = kept
 
 
@@ -176,7 +180,7 @@ def _isolate(step: Step, refused: _Refused, tries: dict[int, int], fallback: Fal
         if out.origin in done:
             continue
         done.add(out.origin)
-        failure = Failure(out.origin, out.topic, error, len(out.value) + len(out.key or b""))
+        failure = Failure(out.origin, out.topic, error, len(out.value or b"") + len(out.key or b""))
         count = tries.get(out.origin, 0)
         tries[out.origin] = count + 1
         log.warning("output refused; replacing the outputs of its input", origin=out.origin,
@@ -192,7 +196,8 @@ async def _commit_once(producer: AIOKafkaProducer, group_id: str, step: Step) ->
         sent: list[tuple[int, asyncio.Future[RecordMetadata]]] = []
         for i, o in enumerate(step.outputs):
             try:
-                sent.append((i, await producer.send(o.topic, o.value, key=o.key)))
+                sent.append((i, await producer.send(o.topic, o.value, key=o.key,
+                                                    partition=o.partition)))
             except RECORD_ERRORS as exc:  # refused client-side: nothing was queued
                 refused.append((i, exc))
             except kerr.UnknownTopicOrPartitionError as exc:

@@ -1,8 +1,10 @@
 """The router's memory of `mid`s: the idempotency key of CONTRACT.md.
 
 A resubmitted mid with the same content is a duplicate (answered with the original
-reply); with different content it is a DUPLICATE_MID reject. The memory is rebuilt at
-start-up from the compacted `<prefix>.mids` topic, written in the same Kafka
+reply); with different content it is a DUPLICATE_MID reject. Mids are scoped by ORI
+(key `ORI/mid`, see `mid_key`): agency B's first use of a mid that agency A used is a
+new request, and nobody is ever answered with another agency's reply. The memory is
+rebuilt at start-up from the compacted `<prefix>.mids` topic, written in the same Kafka
 transaction as the request's manifest, so it survives restarts.
 """
 
@@ -19,8 +21,14 @@ import msgspec
 from switch.contract.messages import AnyRequest, encode
 
 
+def mid_key(ori: str, mid: str) -> str:
+    """The memory's key, and the `<prefix>.mids` record key: `ORI/mid` ('/' occurs in
+    neither). A record written before mids were scoped (key: the mid alone) never matches."""
+    return f"{ori}/{mid}"
+
+
 class MidRecord(msgspec.Struct, kw_only=True, frozen=True):
-    """Value of a `<prefix>.mids` record, keyed by mid."""
+    """Value of a `<prefix>.mids` record, keyed by `ORI/mid`."""
 
     fp: str  # content fingerprint
     cid: str
@@ -43,7 +51,7 @@ class Seen:
 
 
 class MidMemory:
-    """mid -> (fingerprint, cid, first seen), kept for `retention_s`.
+    """`ORI/mid` (`mid_key`) -> (fingerprint, cid, first seen), kept for `retention_s`.
 
     On disk (SQLite, `path`), not in RAM, so the router's memory stays flat however many
     mids a day brings. It is a cache of the `<prefix>.mids` topic: it records, with each

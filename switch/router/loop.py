@@ -43,7 +43,7 @@ from switch.kafka.clients import make_consumer, make_producer, topic_partitions
 from switch.kafka.readall import read_to_end
 from switch.kafka.txloop import Failure, Out, Step, commit_step
 from switch.logs import get_logger
-from switch.router.dedupe import MidMemory, MidRecord, fingerprint, mid_record_decoder
+from switch.router.dedupe import MidMemory, MidRecord, fingerprint, mid_key, mid_record_decoder
 from switch.router.directory import Directory
 from switch.router.imns import ImnSequences
 from switch.router.rules import Refusal, Route, route
@@ -315,13 +315,15 @@ class Router:
         structlog.contextvars.bind_contextvars(cid=cid, mid=req.mid)
         fp = fingerprint(req)
         now = self.wall()
-        seen = staged.get(req.mid)
-        verdict = self.mids.check(req.mid, fp, now)
+        key = mid_key(req.ori, req.mid)
+        seen = staged.get(key)
+        verdict = self.mids.check(key, fp, now)
         if seen is not None:  # the same mid twice in one batch
             verdict = type(verdict)("duplicate" if seen.fp == fp else "conflict", seen.cid)
         if verdict.verdict == "duplicate":
             assert verdict.cid is not None
-            notice = DuplicateNotice(cid=verdict.cid, mid=req.mid, reply_to=req.reply_to, received=now)
+            notice = DuplicateNotice(cid=verdict.cid, mid=req.mid, reply_to=req.reply_to,
+                                     received=now, ori=req.ori)
             step.send(t.responses, encode(notice), verdict.cid)
             self._audit(step, "duplicate", verdict.cid, req, outcome="DUPLICATE",
                         detail=f"original cid {verdict.cid}")
@@ -354,8 +356,8 @@ class Router:
             return
         self._fan_out(step, cid, req, decision, d.image, now)
         mrec = MidRecord(fp=fp, cid=cid, ts=now)
-        staged[req.mid] = mrec
-        step.send(t.mids, encode(mrec), req.mid)
+        staged[key] = mrec
+        step.send(t.mids, encode(mrec), key)
 
     def _fan_out(
         self, step: Step, cid: str, req: AnyRequest, decision: Route,

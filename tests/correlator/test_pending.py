@@ -1,10 +1,18 @@
-"""The pending table (pure): deadlines, supplements, duplicates, restore from decisions."""
+"""The pending table (pure): deadlines, supplements, duplicates, the changelog records."""
 
 from __future__ import annotations
 
-from switch.contract.internal import Decision, DuplicateNotice, LegAnswer, Manifest
+from switch.contract.internal import (
+    Decision,
+    DuplicateNotice,
+    Finished,
+    LegAnswer,
+    Manifest,
+    Waiting,
+)
 from switch.contract.messages import ImageRecord, Leg
 from switch.correlator.pending import PendingTable
+from switch.correlator.store import ReplyStore
 
 T0 = 1_000_000.0
 
@@ -12,7 +20,8 @@ T0 = 1_000_000.0
 def manifest(cid: str = "c1", mke: str = "EIM", expected=("LEADS", "NCIC"), skipped=None,  # type: ignore[no-untyped-def]
              deadline: float = T0 + 10) -> Manifest:
     return Manifest(cid=cid, mid=f"mid-{cid}", ori="IL0160000", mke=mke, expected=list(expected),
-                    skipped=dict(skipped or {}), deadline=deadline, created=T0)
+                    skipped=dict(skipped or {}), deadline=deadline, created=T0,
+                    timeout_s=deadline - T0)
 
 
 def answer(cid: str, system: str, status: str = "ACK", at: float = T0 + 1, images=()) -> LegAnswer:  # type: ignore[no-untyped-def]
@@ -27,7 +36,8 @@ def test_complete_when_every_expected_leg_answered() -> None:
     assert t.on_answer(answer("c1", "LEADS")) == []
     [emit] = t.on_answer(answer("c1", "NCIC"))
     assert emit.reply.status == "COMPLETE" and not emit.reply.supplement
-    assert emit.decision is not None and emit.decision.event == "first" and emit.decision.missing == {}
+    [(partition, cid, fin)] = t.take_changes()
+    assert (partition, cid) == (0, "c1") and isinstance(fin, Finished) and fin.ori == "IL0160000"
     assert emit.reply.legs["LEADS"].ms == 1000.0
 
 
@@ -50,7 +60,6 @@ def test_deadline_queues_entries_then_a_late_answer_supplements() -> None:
     assert t.expire(T0 + 20) == []  # replied once only
     [sup] = t.on_answer(answer("c1", "NCIC", at=T0 + 30))
     assert sup.reply.supplement and sup.reply.status == "COMPLETE"
-    assert sup.decision is not None and sup.decision.event == "supplement" and sup.decision.leg == "NCIC"
     assert t.counters.late == 1 and t.counters.supplements == 1
 
 
@@ -102,7 +111,7 @@ def test_duplicate_notice_answers_with_the_original_reply() -> None:
     t.on_answer(answer("c1", "LEADS"))
     emits = t.on_answer(answer("c1", "NCIC"))
     assert [e.reply.duplicate for e in emits] == [False, True]
-    assert emits[1].decision is None and emits[1].reply.cid == "c1"
+    assert emits[1].reply.cid == "c1"
     [again] = t.on_duplicate(DuplicateNotice(cid="c1", mid="mid-c1", reply_to="switch.replies.x"))
     assert again.reply.duplicate and again.topic == "switch.replies.x"
     [gone] = t.on_duplicate(DuplicateNotice(cid="forgotten", mid="m9"))
@@ -128,21 +137,79 @@ def test_restore_from_decisions_sends_nothing_twice() -> None:
     assert emits == []
 
 
-def test_finished_transactions_are_forgotten_after_retention_or_over_budget() -> None:
-    t = PendingTable(retention_s=100, max_bytes=300_000)
+def _commit(t: PendingTable, store: ReplyStore) -> list[tuple[int, str, bytes | None]]:
+    """What the loop does after a commit: the changelog records into the store."""
+    import msgspec
+
+    recs = [(p, cid, msgspec.json.encode(r)) for p, cid, r in t.take_changes()]
+    store.apply(list(recs))
+    t.stored([cid for _, cid, _ in recs])
+    return list(recs)
+
+
+def test_finished_replies_live_in_the_store_not_in_ram_for_the_whole_retention() -> None:
+    """600 QIM replies of 100 KB (60 MB, twice the old 32 MiB RAM budget): every one is
+    still answerable for a resubmission; the table itself holds nothing finished."""
+    store = ReplyStore()
+    t = PendingTable(lookup=store.finished)
     big = [ImageRecord(system="LEADS", imn="I1", imt="M", doi="20250101", image=b"x" * 100_000)]
-    for i in range(5):
+    for i in range(600):
         cid = f"q{i}"
-        t.on_manifest(manifest(cid, mke="QIM", expected=("LEADS",)), 0)
+        t.on_manifest(manifest(cid, mke="QIM", expected=("LEADS",)), 0, offset=i)
         t.on_answer(answer(cid, "LEADS", images=big, at=T0 + i), now=T0 + i)
-    # Over budget: the oldest finished ones went first; the newest is still answerable.
-    assert t.counters.evicted >= 2 and len(t.done) <= 3 and t.done_bytes <= 300_000
-    assert "q4" in t.done and "q0" not in t.done
-    [dup] = t.on_duplicate(DuplicateNotice(cid="q4", mid="mid-q4"))
-    assert dup.reply.duplicate and dup.reply.images[0].image == b"x" * 100_000
-    assert t.sweep(T0 + 50) == 0
-    assert t.sweep(T0 + 10_000) >= 1
-    assert len(t) == 0
+        _commit(t, store)
+    assert len(t) == 0 and t.recent == {} and store.finished_count() == 600
+    [dup] = t.on_duplicate(DuplicateNotice(cid="q0", mid="mid-q0", ori="IL0160000"))
+    assert dup.reply.duplicate and dup.reply.cid == "q0" and dup.reply.ori == "IL0160000"
+    assert dup.reply.images[0].image == b"x" * 100_000
+    # Swept by age (broker time), oldest first.
+    assert store.expired(T0 + 10.5, {0}) == [(f"q{i}", 0) for i in range(11)]
+    assert store.expired(T0 + 10.5, {1}) == []
+    store.apply([(0, "q0", None)])  # the sweep's tombstone
+    assert store.finished("q0") is None and store.finished_count() == 599
+
+
+def test_a_duplicate_notice_of_another_ori_never_gets_the_original_reply() -> None:
+    store = ReplyStore()
+    t = PendingTable(lookup=store.finished)
+    t.on_manifest(manifest("a", mke="QIM", expected=("LEADS",)), 0)
+    t.on_answer(answer("a", "LEADS"), now=T0 + 1)
+    _commit(t, store)
+    [e] = t.on_duplicate(DuplicateNotice(cid="a", mid="mid-a", ori="IL0990000"))
+    assert e.reply.status == "REJECTED" and e.reply.ori == "IL0990000" and not e.reply.images
+    [gone] = t.on_duplicate(DuplicateNotice(cid="forgotten", mid="m9", ori="IL0160000"))
+    assert gone.reply.errors[0].code == "DUPLICATE_MID" and gone.reply.ori == "IL0160000"
+
+
+def test_a_queued_entry_is_snapshot_and_a_restored_table_still_supplements() -> None:
+    store = ReplyStore()
+    t = PendingTable(lookup=store.finished)
+    t.on_manifest(manifest(), 1, offset=7, start=T0)
+    t.on_answer(answer("c1", "LEADS"), now=T0 + 1)
+    assert t.checkpoint(1, 9) == 7  # its manifest has not had its first reply yet
+    [first] = t.expire(T0 + 10)
+    assert first.reply.status == "PENDING"
+    [(p, cid, _)] = _commit(t, store)
+    assert (p, cid) == (1, "c1")
+    assert t.checkpoint(1, 9) == 9
+    # A restart: a new table from the store alone.
+    t2 = PendingTable(lookup=store.finished)
+    [(partition, w)] = store.waiting({1})
+    assert isinstance(w, Waiting) and w.missing == {"NCIC": "QUEUED"}
+    t2.load(w, partition)
+    assert t2.expire(T0 + 7 * 86400) == []  # its first reply was sent: never again
+    [sup] = t2.on_answer(answer("c1", "NCIC", at=T0 + 7 * 86400), now=T0 + 7 * 86400)
+    assert sup.reply.supplement and sup.reply.status == "COMPLETE"
+    [(_, _, fin)] = t2.take_changes()
+    assert isinstance(fin, Finished)
+
+
+def test_deadline_counts_from_the_broker_append_time_not_the_router_clock() -> None:
+    t = PendingTable()
+    m = manifest(deadline=T0 + 10)  # the router's clock says T0 + 10 ...
+    t.on_manifest(m, 0, start=T0 + 3600)  # ... but the broker appended it an hour later
+    assert t.expire(T0 + 3600 + 9) == []
+    assert len(t.expire(T0 + 3600 + 10)) == 1
 
 
 def test_a_tick_looks_only_at_what_is_due() -> None:
@@ -159,4 +226,4 @@ def test_a_tick_looks_only_at_what_is_due() -> None:
     t2.expire(T0 + 11)
     assert "q" in t2.txs
     t2.expire(T0 + 11 + 31)
-    assert "q" in t2.done
+    assert "q" in t2.recent and "q" not in t2.txs
