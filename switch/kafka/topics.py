@@ -29,8 +29,9 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
 
     Every topic states its cleanup policy and retention on purpose (never the broker's
     defaults), and `ensure_topics` checks them on topics that already exist:
-    - requests, leg requests, dlq: 7 days (delete). Read within seconds; a week lets an
-      operator look back and a service that was down catch up.
+    - requests, dlq: 7 days (delete). Read within seconds; a week lets an operator look back.
+    - leg requests: 30 days (delete). An entry for a system that is down (down_forward)
+      waits here until the system returns: this is how long it can wait.
     - replies: 7 days (delete): read by producers and the console within seconds.
     - audit: 400 days (delete): CONTRACT.md asks for at least 365.
     - responses: 7 days (delete). Only a bound on the correlator's replay: anything that
@@ -41,6 +42,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
       retention, tombstones kept 1 day; segments roll hourly so compaction keeps up.
       Same partition count as responses (partition p of one belongs to p of the other).
     - mids: compacted and deleted after 2 days (the 24 h mid memory with margin).
+    - imns: compacted, no time limit (the next shared-IMN number per partition and LEADS's
+      floor must outlive everything); small hourly segments so compaction keeps it short.
     - records, control: compacted, no time limit (the last value per key is the state).
     """
     t = settings.topics
@@ -48,6 +51,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     big = str(8 * MIB)  # replies to a QIM carry every stored image
     request_bytes = str(settings.max_request_bytes + MIB)
     week = {"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)}
+    month = {"cleanup.policy": "delete", "retention.ms": str(30 * DAY_MS)}
     compact = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0", "retention.ms": "-1"}
     # Deadlines count from the broker's append time (switch/kafka/brokerclock.py).
     broker_time = {"message.timestamp.type": "LogAppendTime"}
@@ -63,10 +67,10 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         ),
         TopicSpec(t.control, 1, {**compact, **broker_time}, "simulation controls, last one per system"),
         TopicSpec(t.leg_requests("LEADS"), p,
-                  {"max.message.bytes": request_bytes, **week, **broker_time},
+                  {"max.message.bytes": request_bytes, **month, **broker_time},
                   "router -> LEADS service"),
         TopicSpec(t.leg_requests("NCIC"), p,
-                  {"max.message.bytes": request_bytes, **week, **broker_time},
+                  {"max.message.bytes": request_bytes, **month, **broker_time},
                   "router -> NCIC service"),
         TopicSpec(t.responses, p, {"max.message.bytes": big, **week, **broker_time},
                   "route manifests and leg answers, keyed by cid"),
