@@ -20,6 +20,7 @@ dies without stopping them (kill -9).
 from __future__ import annotations
 
 import asyncio
+import io
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -29,6 +30,8 @@ import weakref
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from types import TracebackType
+
+from PIL import Image
 
 from switch.images.checks import inspect
 from switch.images.errors import invalid, too_large
@@ -41,10 +44,20 @@ _worker_settings: ImageSettings | None = None
 def _init_worker(settings: ImageSettings) -> None:
     global _worker_settings
     _worker_settings = settings
+    _first_image()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group
     parent = multiprocessing.parent_process()
     if parent is not None:
         threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()
+
+
+def _first_image() -> None:
+    """Size a tiny PNG once, so that Pillow's plugins and codecs are loaded before the
+    worker's first real image (whose time is counted) and not during it."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), "white").save(buffer, "PNG")
+    assert _worker_settings is not None
+    normalise(buffer.getvalue(), _worker_settings)
 
 
 def _exit_with(parent_sentinel: int) -> None:

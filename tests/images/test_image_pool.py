@@ -90,9 +90,14 @@ def slow_png() -> bytes:
     return png_of_zeros(8000, 5000, colour_type=6)
 
 
-# A time budget the two small samples meet ten times over (so also on a loaded machine),
-# and that the 40 MP image (1.2 s on a free core, more on a busy one) overruns.
+# A time budget that small photos (a few ms each) meet a hundred times over, so also on a
+# busy machine, and that the 40 MP image (1.2 s on a free core, more on a busy one) overruns.
 TIMED = replace(POOLED, time_budget_s=0.5, max_decode_bytes=1 << 30)
+
+
+@functools.cache
+def small() -> tuple[bytes, ...]:
+    return (encode(photo((240, 300)), "PNG"), samples()[2])
 
 
 def alive(pid: int) -> bool:
@@ -106,7 +111,7 @@ def alive(pid: int) -> bool:
 async def test_an_image_over_its_time_is_refused_and_its_worker_replaced() -> None:
     slow = slow_png()
     assert len(slow) < 200_000
-    normal = samples()[1:]
+    normal = small()
     expected = [normalise(data, SETTINGS) for data in normal]
     async with ImagePool(TIMED) as pool:
         before = pool.worker_pids()
@@ -121,6 +126,7 @@ async def test_an_image_over_its_time_is_refused_and_its_worker_replaced() -> No
         assert results[1:] == expected
         assert pool.timeouts == 1
         # The old workers are gone (killed and reaped), new ones serve the next images.
+        await pool.ready()
         assert not any(alive(pid) for pid in before)
         after = pool.worker_pids()
         assert len(after) == 2 and not set(after) & set(before)
@@ -130,11 +136,11 @@ async def test_an_image_over_its_time_is_refused_and_its_worker_replaced() -> No
 async def test_one_worker_refuses_slow_images_one_after_another() -> None:
     async with ImagePool(replace(TIMED, pool_size=1)) as pool:
         results = await asyncio.gather(
-            *(pool.normalise(slow_png()) for _ in range(2)), pool.normalise(samples()[1]),
+            *(pool.normalise(slow_png()) for _ in range(2)), pool.normalise(small()[0]),
             return_exceptions=True,
         )
         assert [getattr(r, "code", None) for r in results[:2]] == ["IMAGE_TOO_LARGE"] * 2
-        assert results[2] == normalise(samples()[1], SETTINGS)
+        assert results[2] == normalise(small()[0], SETTINGS)
         assert pool.timeouts == 2
 
 
