@@ -130,15 +130,18 @@ class ImageSettings:
     # while converting to L/RGB. 128 MiB admits a 4000 x 3000 camera JPEG (about 6 MiB at
     # draft scale, 72 MiB even if progressive 4:4:4) and any PNG photo under max_input_bytes
     # (a 10 MiB PNG photo is at most ~6 MP: 24 MiB as RGB, 78 MiB with alpha), and refuses a
-    # few-KB 40 MP palette or RGBA PNG (about 560 / 520 MB). With a worker's own ~50 MiB it
+    # few-KB 40 MP palette or RGBA PNG (about 560 / 520 MB). With a worker's own ~30 MB it
     # keeps every image worker under 200 MB.
     max_decode_bytes: int = 128 * 1024 * 1024
     # Image worker processes in the router; 0 sizes in the router's own process (blocking its
-    # event loop for as long as a photo takes, with no time budget). One worker by default:
-    # on a two-core machine it can take at most one core, so the event loop, the broker and
-    # the other components keep the other; one worker sizes ~100 camera photos a second,
-    # far above the EIM rates the design targets; and each worker is a process (~50 MiB).
-    pool_size: int = 1
+    # event loop for as long as a photo takes, with no time budget). Two by default, one a
+    # core on the two-core machine the targets are set for: the workers are processes the
+    # OS schedules beside the event loop, so however busy they are the loop and its Kafka
+    # heartbeats keep running; and since every conforming photo is now decoded once, one
+    # worker passes ~500 of them a second and two ~680 (bench/bench_images.py), which keeps
+    # the 566-673 EIM/s measured in BENCHMARKS.md. Each worker is ~30 MB idle and stays
+    # under 200 MB by max_decode_bytes.
+    pool_size: int = 2
     # Wall-clock seconds a worker may spend on one image before it is killed and the image
     # refused. The largest image the memory budget admits takes well under 1 s on a free
     # core; 2 s leaves room for a loaded machine and keeps a batch's wait far inside the
@@ -211,7 +214,7 @@ class Settings:
             box_width=int(m.group(1)),
             box_height=int(m.group(2)),
             max_output_bytes=_int(env, "SWITCH_IMAGE_MAX_BYTES", 64 * 1024),
-            pool_size=_int(env, "SWITCH_IMAGE_POOL", 1),
+            pool_size=_int(env, "SWITCH_IMAGE_POOL", 2),
             max_decode_bytes=_int(env, "SWITCH_IMAGE_MAX_DECODE_BYTES", 128 * 1024 * 1024),
             time_budget_s=_float(env, "SWITCH_IMAGE_TIME_BUDGET_S", 2.0),
         )

@@ -71,7 +71,7 @@ def test_budget_is_configurable() -> None:
                                   "SWITCH_IMAGE_TIME_BUDGET_S": "0.5"})
     assert settings.images.max_decode_bytes == 64 * MB and settings.images.time_budget_s == 0.5
     default = Settings.from_env(env).images
-    assert (default.pool_size, default.time_budget_s) == (1, 2.0)
+    assert (default.pool_size, default.time_budget_s) == (2, 2.0)
     with pytest.raises(ConfigError, match="SWITCH_IMAGE_MAX_DECODE_BYTES"):
         Settings.from_env({**env, "SWITCH_IMAGE_MAX_DECODE_BYTES": "1000"})
     with pytest.raises(ConfigError, match="SWITCH_IMAGE_TIME_BUDGET_S"):
