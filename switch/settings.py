@@ -134,7 +134,28 @@ class ImageSettings:
     quality_start: int = 90
     quality_min: int = 30
     max_input_scans: int = 100  # progressive JPEG scans; thousands of tiny ones burn CPU
-    pool_size: int = 0  # 0: normalise in the router's process; N: a process pool of N
+    # Peak memory a decode may need, estimated from the headers alone (checks.decode_bytes):
+    # pixels decoded (after JPEG draft scaling) x bytes per pixel of every copy alive at once
+    # while converting to L/RGB. 128 MiB admits a 4000 x 3000 camera JPEG (about 6 MiB at
+    # draft scale, 72 MiB even if progressive 4:4:4) and any PNG photo under max_input_bytes
+    # (a 10 MiB PNG photo is at most ~6 MP: 24 MiB as RGB, 78 MiB with alpha), and refuses a
+    # few-KB 40 MP palette or RGBA PNG (about 560 / 520 MB). With a worker's own ~30 MB it
+    # keeps every image worker under 200 MB.
+    max_decode_bytes: int = 128 * 1024 * 1024
+    # Image worker processes in the router; 0 sizes in the router's own process (blocking its
+    # event loop for as long as a photo takes, with no time budget). Two by default, one a
+    # core on the two-core machine the targets are set for: the workers are processes the
+    # OS schedules beside the event loop, so however busy they are the loop and its Kafka
+    # heartbeats keep running; and since every conforming photo is now decoded once, one
+    # worker passes ~500 of them a second and two ~680 (bench/bench_images.py), which keeps
+    # the 566-673 EIM/s measured in BENCHMARKS.md. Each worker is ~30 MB idle and stays
+    # under 200 MB by max_decode_bytes.
+    pool_size: int = 2
+    # Wall-clock seconds a worker may spend on one image before it is killed and the image
+    # refused. The largest image the memory budget admits takes well under 1 s on a free
+    # core; 2 s leaves room for a loaded machine and keeps a batch's wait far inside the
+    # 10 s transaction deadline. Only enforced with a pool (pool_size > 0).
+    time_budget_s: float = 2.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -202,7 +223,9 @@ class Settings:
             box_width=int(m.group(1)),
             box_height=int(m.group(2)),
             max_output_bytes=_int(env, "SWITCH_IMAGE_MAX_BYTES", 64 * 1024),
-            pool_size=_int(env, "SWITCH_IMAGE_POOL", 0),
+            pool_size=_int(env, "SWITCH_IMAGE_POOL", 2),
+            max_decode_bytes=_int(env, "SWITCH_IMAGE_MAX_DECODE_BYTES", 128 * 1024 * 1024),
+            time_budget_s=_float(env, "SWITCH_IMAGE_TIME_BUDGET_S", 2.0),
         )
         settings = cls(
             home=home_path,
@@ -254,6 +277,10 @@ class Settings:
             raise ConfigError("SWITCH_IMAGE_MAX_BYTES: at least 4096")
         if im.pool_size < 0:
             raise ConfigError("SWITCH_IMAGE_POOL: 0 or more")
+        if im.max_decode_bytes < 16 * 1024 * 1024:
+            raise ConfigError("SWITCH_IMAGE_MAX_DECODE_BYTES: at least 16777216 (16 MiB)")
+        if not 0 < im.time_budget_s <= 60:
+            raise ConfigError(f"SWITCH_IMAGE_TIME_BUDGET_S={im.time_budget_s}: between 0 and 60 seconds")
 
 
 def local_bootstrap(home: Path) -> str:

@@ -2,8 +2,9 @@
 
 `inspect` reads only headers: the signature, the JPEG marker segments up to the first
 scan, or the PNG chunk list. It rejects what can be told from there (wrong format,
-oversize bytes or dimensions, an animation, a cut-off PNG) and says whether a JPEG
-already conforms, in which case the pipeline stores it as it is, without decoding.
+oversize bytes or dimensions, an animation, a cut-off PNG, a decode that would need more
+memory than the budget) and says whether a JPEG's headers already conform, in which case
+the pipeline decodes it once to check its data and then stores it as it is.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class Header:
     height: int
     conforming: bool = False
     progressive: bool = False
+    decode_bytes: int = 0  # peak memory the decode and conversion need (decode_bytes())
 
 
 def inspect(data: bytes, settings: ImageSettings) -> Header:
@@ -68,7 +70,26 @@ def inspect(data: bytes, settings: ImageSettings) -> Header:
     fmt = sniff(data)
     if fmt not in ("JPEG", "PNG") or fmt not in settings.allowed_formats:
         raise invalid(f"{fmt}, NOT A {allowed}" if fmt else f"NOT A {allowed}")
-    return _jpeg_header(data, settings) if fmt == "JPEG" else _png_header(data, settings)
+    header = _jpeg_header(data, settings) if fmt == "JPEG" else _png_header(data, settings)
+    check_decode_bytes(header, settings)
+    return header
+
+
+def check_decode_bytes(header: Header, settings: ImageSettings) -> None:
+    """Refuse, before any pixel is decoded, an image whose decode would exceed the budget."""
+    if header.decode_bytes > settings.max_decode_bytes:
+        raise too_large(
+            f"{header.width} X {header.height} PIXELS WOULD NEED {_mib(header.decode_bytes)} MB"
+            f" TO DECODE, OVER THE {_mib(settings.max_decode_bytes)} MB LIMIT"
+        )
+
+
+def _mib(n: int) -> int:
+    return _ceil_div(n, 1024 * 1024)
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
 
 
 def sniff(data: bytes) -> str | None:
@@ -159,7 +180,10 @@ def _jpeg_header(data: bytes, settings: ImageSettings) -> Header:
     if frame is None:
         raise invalid("JPEG HAS NO FRAME HEADER")
     height, width = struct.unpack_from(">HH", frame, 1)
-    header = Header("JPEG", width, height, progressive=sof in _PROGRESSIVE_SOF)
+    progressive = sof in _PROGRESSIVE_SOF
+    buffered = progressive or count_scans(data) > 1
+    need = jpeg_decode_bytes(width, height, _sampling(frame), buffered, settings)
+    header = Header("JPEG", width, height, progressive=progressive, decode_bytes=need)
     if not (
         clean
         and sof == _SOF_BASELINE
@@ -170,7 +194,107 @@ def _jpeg_header(data: bytes, settings: ImageSettings) -> Header:
         and _entropy_data_ends_at_eoi(data, pos)
     ):
         return header
-    return Header("JPEG", width, height, conforming=True)
+    return Header("JPEG", width, height, conforming=True, decode_bytes=need)
+
+
+def _sampling(frame: bytes) -> list[tuple[int, int]]:
+    """Each component's (horizontal, vertical) sampling factors, from the frame header."""
+    count = frame[5]
+    return [(frame[7 + 3 * k] >> 4, frame[7 + 3 * k] & 0x0F) for k in range(count)]
+
+
+# --------------------------------------------------------------------------- memory budget
+#
+# What Pillow allocates, per pixel, for the image in each mode (RGB, RGBA, LA, CMYK and
+# YCbCr take 4 bytes a pixel; L, P and "1" one; I;16 two; I four), and which copies
+# pipeline.decode_fitted and colour.to_srgb keep alive at the same time. For example a
+# palette PNG with transparency: P (1) + convert("RGBA") (4) + the white background (4) +
+# the RGBA's convert("RGB") (4) + its alpha band (1) = 14 bytes a pixel, so 560 MB for
+# 40 MP, which is what was measured. The final resize to the box is small and not counted.
+
+
+def draft_scale(width: int, height: int, box: tuple[int, int]) -> int:
+    """The smallest scale (1, 2, 4 or 8) libjpeg may decode at in decode_fitted.
+
+    Pillow's draft picks the largest of 8, 4, 2 that keeps the image at least the target
+    size. The target depends on the EXIF orientation, which the headers checked here do
+    not read, so both orientations are tried and the less favourable scale is taken.
+    """
+    scales = []
+    for target in (fit((width, height), box), _swap(fit((height, width), box))):
+        ratio = min(width // target[0], height // target[1])
+        scales.append(next(s for s in (8, 4, 2, 1) if ratio >= s))
+    return min(scales)
+
+
+def fit(size: tuple[int, int], box: tuple[int, int]) -> tuple[int, int]:
+    """The largest size inside `box` with the aspect of `size`; never larger than `size`."""
+    (w, h), (bw, bh) = size, box
+    if w <= bw and h <= bh:
+        return w, h
+    if w * bh >= h * bw:  # width decides
+        return bw, max(1, min(bh, (2 * h * bw + w) // (2 * w)))
+    return max(1, min(bw, (2 * w * bh + h) // (2 * h))), bh
+
+
+def _swap(size: tuple[int, int]) -> tuple[int, int]:
+    return size[1], size[0]
+
+
+def jpeg_decode_bytes(
+    width: int,
+    height: int,
+    sampling: list[tuple[int, int]],
+    buffered: bool,
+    settings: ImageSettings,
+) -> int:
+    """Peak bytes to decode and convert a JPEG of these dimensions.
+
+    Decoded at the draft scale: 1 byte a pixel for greyscale (x6: an ICC transform makes an
+    RGB copy, then L again), 4 for colour (x2: the turned or colour-managed copy beside it).
+    A progressive or multi-scan file also holds every DCT coefficient of the full-size image
+    (2 bytes each, 64 per 8 x 8 block of each component), whatever the draft scale.
+    """
+    scale = draft_scale(width, height, (settings.box_width, settings.box_height))
+    pixels = _ceil_div(width, scale) * _ceil_div(height, scale)
+    need = pixels * (6 if len(sampling) == 1 else 8)
+    if buffered and sampling:
+        hmax = max(h for h, _ in sampling) or 1
+        vmax = max(v for _, v in sampling) or 1
+        for h, v in sampling:
+            cols = _ceil_div(_ceil_div(width * h, hmax), 8)
+            rows = _ceil_div(_ceil_div(height * v, vmax), 8)
+            need += cols * rows * 64 * 2
+    return need
+
+
+# PNG colour type -> (decoded bytes a pixel, peak bytes a pixel without tRNS, with tRNS).
+_PNG_PEAK = {
+    0: (1, 1, 8),  # L; with tRNS: L + LA + background + L copy + alpha
+    2: (4, 4, 17),  # RGB; with tRNS: RGB + RGBA + background + RGB copy + alpha
+    3: (1, 5, 14),  # P + RGB; with tRNS: P + RGBA + background + RGB copy + alpha
+    4: (4, 7, 7),  # LA + background + L copy + alpha
+    6: (4, 13, 13),  # RGBA + background + RGB copy + alpha
+}
+
+
+def png_decode_bytes(
+    width: int, height: int, colour_type: int, bit_depth: int, *, trns: bool, iccp: bool
+) -> int:
+    """Peak bytes to decode and convert a PNG of these dimensions (no draft mode for PNG).
+
+    16-bit greyscale is read as I;16 and scaled through two mode-I images (2 + 4 + 4 + 1);
+    a 1-bit one as "1" then L. An ICC profile adds the transform's RGB output (and an L
+    copy); an eXIf orientation a turned copy of the decoded image, before conversion.
+    """
+    decoded, plain, with_trns = _PNG_PEAK.get(colour_type, (4, 17, 17))
+    peak = with_trns if trns else plain
+    if colour_type == 0 and bit_depth == 16:
+        decoded, peak = 2, 11
+    elif colour_type == 0 and bit_depth == 1 and not trns:
+        peak = 2
+    peak = max(peak + (5 if iccp else 0), 2 * decoded)
+    return width * height * peak
 
 
 def _is_bare_jfif(segment: bytes) -> bool:
@@ -255,9 +379,10 @@ def _png_header(data: bytes, settings: ImageSettings) -> Header:
         raise invalid("TRUNCATED PNG HEADER" if n < 33 else "MALFORMED PNG HEADER")
     width, height = struct.unpack_from(">II", data, 16)
     check_dimensions(width, height, settings)
+    bit_depth, colour_type = data[24], data[25]
     pos = 8
     chunks = 0
-    seen_idat = False
+    seen_idat = trns = iccp = False
     while True:
         if pos + 12 > n:
             raise invalid("TRUNCATED PNG")
@@ -268,6 +393,10 @@ def _png_header(data: bytes, settings: ImageSettings) -> Header:
             break
         if kind == b"IDAT":
             seen_idat = True
+        elif kind == b"tRNS":
+            trns = True
+        elif kind == b"iCCP":
+            iccp = True
         elif kind in (b"acTL", b"fcTL", b"fdAT"):
             raise invalid("ANIMATED PNG")
         chunks += 1
@@ -276,4 +405,5 @@ def _png_header(data: bytes, settings: ImageSettings) -> Header:
         pos += 12 + length
     if not seen_idat:
         raise invalid("PNG HAS NO IMAGE DATA")
-    return Header("PNG", width, height)
+    need = png_decode_bytes(width, height, colour_type, bit_depth, trns=trns, iccp=iccp)
+    return Header("PNG", width, height, decode_bytes=need)

@@ -2,10 +2,12 @@
 
 `normalise` turns any acceptable JPEG or PNG into the one image every system stores:
 a baseline JPEG, right way up, 8-bit sRGB or greyscale, inside the box, at most the
-byte limit, with no metadata at all. A JPEG that already is all that is stored byte
-for byte, without decoding. The same input always gives the same output.
+byte limit, with no metadata at all. A JPEG that already is all that is decoded once
+(so that its data, not only its headers, is known to be a JPEG) and stored byte for
+byte. The same input always gives the same output.
 
-Order of work, cheapest first: header checks (checks.py), then Pillow opens the file
+Order of work, cheapest first: header checks (checks.py, including the memory the
+decode would need), then Pillow opens the file
 (headers only) and the size is checked again, then the JPEG is decoded in draft mode
 (libjpeg scales by 1/2, 1/4 or 1/8 while decoding), turned, converted (colour.py),
 resized, and encoded at falling quality until it fits.
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
-from switch.images.checks import Header, check_dimensions, count_scans, inspect
+from switch.images.checks import Header, check_dimensions, count_scans, fit, inspect
 from switch.images.colour import to_srgb
 from switch.images.errors import ImageRejected, invalid, too_large
 from switch.settings import ImageSettings
@@ -59,6 +61,7 @@ def normalise(data: bytes, settings: ImageSettings) -> NormalisedImage:
     """Fit `data` into the box as a clean baseline JPEG; raise ImageRejected if unusable."""
     header = inspect(data, settings)
     if header.conforming:
+        verify_jpeg(data)
         return passthrough(data, header)
     im = decode_fitted(data, header, settings, (settings.box_width, settings.box_height))
     out, quality, im = encode_within(im, settings)
@@ -72,6 +75,19 @@ def normalise(data: bytes, settings: ImageSettings) -> NormalisedImage:
     )
 
 
+def verify_jpeg(data: bytes) -> None:
+    """Decode every pixel once; what libjpeg refuses (a broken table, a scan cut short
+    before its end marker, data Pillow cannot read) raises ImageRejected.
+
+    libjpeg treats some damage inside the entropy-coded data (a bad Huffman code, a marker
+    too early or too late) as a warning, decodes the rest as flat grey and does not tell
+    Pillow: such a file still decodes, and is passed through.
+    """
+    with pillow_errors("JPEG"):
+        im = Image.open(io.BytesIO(data), formats=["JPEG"])
+        im.load()
+
+
 def passthrough(data: bytes, header: Header) -> NormalisedImage:
     return NormalisedImage(
         data=data,
@@ -80,16 +96,6 @@ def passthrough(data: bytes, header: Header) -> NormalisedImage:
         height=header.height,
         passthrough=True,
     )
-
-
-def fit(size: tuple[int, int], box: tuple[int, int]) -> tuple[int, int]:
-    """The largest size inside `box` with the aspect of `size`; never larger than `size`."""
-    (w, h), (bw, bh) = size, box
-    if w <= bw and h <= bh:
-        return w, h
-    if w * bh >= h * bw:  # width decides
-        return bw, max(1, min(bh, (2 * h * bw + w) // (2 * w)))
-    return max(1, min(bw, (2 * w * bh + h) // (2 * h))), bh
 
 
 def decode_fitted(data: bytes, header: Header, settings: ImageSettings, box: tuple[int, int]) -> Image.Image:

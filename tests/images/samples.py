@@ -224,3 +224,18 @@ def assert_clean_output(result: NormalisedImage, settings: ImageSettings = SETTI
     assert not im.getexif()
     im.load()
     return im
+
+
+def png_of_zeros(width: int, height: int, *, colour_type: int = 3, trns: bool = False) -> bytes:
+    """A valid PNG of `width` x `height` zero pixels in a few KB (zlib shrinks the runs of
+    zeros ~1000:1): the hostile image of a memory budget, decodable to the end."""
+    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[colour_type]
+    row = bytes(1 + width * channels)  # filter byte 0, then the samples
+    z = zlib.compressobj(9)
+    idat = b"".join(z.compress(row) for _ in range(height)) + z.flush()
+    chunks = [png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0))]
+    if colour_type == 3:
+        chunks.append(png_chunk(b"PLTE", bytes(range(256)) * 3))
+    if trns:
+        chunks.append(png_chunk(b"tRNS", b"\0" if colour_type == 3 else bytes(2 * channels)))
+    return b"\x89PNG\r\n\x1a\n" + b"".join(chunks) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")

@@ -24,7 +24,8 @@ def run(argv: list[str]) -> int:
 
 @pytest.fixture(autouse=True)
 def _no_switch_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in ("SWITCH_IMAGE_BOX", "SWITCH_IMAGE_MAX_BYTES", "SWITCH_IMAGE_POOL"):
+    for name in ("SWITCH_IMAGE_BOX", "SWITCH_IMAGE_MAX_BYTES", "SWITCH_IMAGE_POOL",
+                 "SWITCH_IMAGE_MAX_DECODE_BYTES", "SWITCH_IMAGE_TIME_BUDGET_S"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SWITCH_HOME", str(tmp_path / "home"))
 

@@ -159,3 +159,16 @@ def test_inspect_reads_only_headers() -> None:
         200,
         False,
     )
+
+
+def test_conforming_headers_over_data_libjpeg_refuses_are_not_passed_through() -> None:
+    # Every header a passed-through JPEG may have, but three components sampled 2 x 2 each:
+    # 12 blocks an MCU, more than the 10 a baseline scan allows. Only decoding finds out;
+    # before, the bytes were stored as they were.
+    data = bytearray(encode(photo((300, 400)), quality=85))
+    sof = data.index(b"\xff\xc0")
+    for k in range(3):
+        data[sof + 11 + 3 * k] = 0x22
+    assert inspect(bytes(data), SETTINGS).conforming
+    exc = rejected(bytes(data))
+    assert (exc.code, exc.text) == (INVALID, "IMAGE INVALID: CORRUPT JPEG DATA")
