@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import struct
@@ -172,3 +173,35 @@ def test_conforming_headers_over_data_libjpeg_refuses_are_not_passed_through() -
     assert inspect(bytes(data), SETTINGS).conforming
     exc = rejected(bytes(data))
     assert (exc.code, exc.text) == (INVALID, "IMAGE INVALID: CORRUPT JPEG DATA")
+
+
+def _scan_start(data: bytes) -> int:
+    sos = data.index(b"\xff\xda")
+    return sos + 2 + int.from_bytes(data[sos + 2 : sos + 4], "big")
+
+
+@pytest.mark.parametrize("damage", ["zeros", "cut", "noise"])
+def test_damaged_scan_data_behind_conforming_headers_is_refused(damage: str) -> None:
+    # libjpeg only warns about these (and Pillow decodes them as grey): a strict decode
+    # must refuse them, or arbitrary bytes behind a valid header are stored as they are.
+    good = encode(photo((300, 400)), quality=85)
+    start = _scan_start(good)
+    if damage == "zeros":
+        data = good[: start + 200] + bytes(len(good) - start - 600) + good[-400:]
+    elif damage == "cut":
+        data = good[: start + (len(good) - start) // 2] + b"\xff\xd9"
+    else:
+        noise = bytes((i * 7919 + 13) % 255 for i in range(len(good) - start - 2))
+        data = good[:start] + noise.replace(b"\xff", b"\xfe") + b"\xff\xd9"
+    assert inspect(data, SETTINGS).conforming
+    Image.open(io.BytesIO(data)).load()  # Pillow alone lets it through
+    exc = rejected(data)
+    assert exc.code == INVALID
+    assert exc.text.startswith("IMAGE INVALID: CORRUPT JPEG DATA")
+
+
+def test_a_conforming_photo_still_passes_through_byte_for_byte() -> None:
+    good = encode(photo((300, 400)), quality=85)
+    assert inspect(good, SETTINGS).conforming
+    out = normalise(good, SETTINGS)
+    assert out.passthrough and out.data == good
