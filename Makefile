@@ -7,10 +7,14 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test lint install clean
 
-$(BIN)/.installed: pyproject.toml
+ASYNCAPI := tools/asyncapi
+
+$(BIN)/.installed: pyproject.toml $(ASYNCAPI)/package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
+	# The reference AsyncAPI parser, which the tests use to validate schemas/asyncapi.json.
+	npm ci --prefix $(ASYNCAPI) --no-audit --no-fund --loglevel=error
 	touch $@
 
 install: $(BIN)/.installed
@@ -26,4 +30,4 @@ test: install lint
 	$(BIN)/pytest
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis $(ASYNCAPI)/node_modules

@@ -12,12 +12,14 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "schemas",
         parents=[common],
-        help="write the JSON Schema files of the public topics' messages",
+        help="write the JSON Schema files and the AsyncAPI document of the public topics",
         description=(
             "Write <name>.schema.json for the values of switch.requests (request), "
             "switch.replies (reply), switch.dlq (dead-letter), switch.audit (audit-entry) "
             "and switch.control (control), generated from the contract's message types "
-            "and field rules. Needs no broker; KAFKA_BOOTSTRAP_SERVERS is not used."
+            "and field rules, and asyncapi.json: the AsyncAPI 3.0 document of those topics "
+            "(channels, messages, the mid/reply_to correlation) built from the same schemas. "
+            "Needs no broker; KAFKA_BOOTSTRAP_SERVERS is not used."
         ),
     )
     p.add_argument(

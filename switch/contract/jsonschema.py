@@ -113,8 +113,12 @@ def render_schema(name: str) -> str:
 
 
 def schema_files() -> dict[str, str]:
-    """File name -> content, for every schema."""
-    return {f"{name}.schema.json": render_schema(name) for name in SCHEMAS}
+    """File name -> content, for every schema, and the AsyncAPI document built from them."""
+    from switch.contract import asyncapi  # it builds on this module
+
+    files = {f"{name}.schema.json": render_schema(name) for name in SCHEMAS}
+    files[asyncapi.FILE_NAME] = asyncapi.render()
+    return files
 
 
 def write_schemas(out_dir: Path) -> list[Path]:
