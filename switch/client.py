@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from switch.contract.messages import AnyRequest, Reply, encode, reply_decoder
+from switch.contract.messages import AnyRequest, Control, Reply, encode, reply_decoder
 from switch.kafka.clients import assign_whole_topic, make_consumer, make_producer
 from switch.settings import Settings
 
@@ -93,6 +93,11 @@ class SwitchClient:
         await (await self._producer.send(self.settings.topics.requests, value,
                                          key=k.encode() if isinstance(k, str) else None))
         return mid if isinstance(mid, str) else None
+
+    async def control(self, control: Control) -> None:
+        """Publish a control command for a simulated system (as `switch ctl` does)."""
+        await (await self._producer.send(self.settings.topics.control, encode(control),
+                                         key=control.system.encode()))
 
     def replies(self, mid: str) -> list[Reply]:
         return list(self._replies.get(mid, []))

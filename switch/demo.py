@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw
 
 from switch.client import SwitchClient, new_mid
 from switch.contract.internal import RecordEntry
-from switch.contract.messages import Control, Reply, encode
+from switch.contract.messages import Control, Reply
 from switch.contract.textform import parse_text
 from switch.settings import Settings
 
@@ -205,8 +205,5 @@ class Demo:
         return not self.failed
 
     async def _control(self, client: SwitchClient, system: str, mode: str) -> None:
-        producer = client._producer
-        await (await producer.send(self.settings.topics.control,
-                                   encode(Control(system=system, mode=mode)),  # type: ignore[arg-type]
-                                   key=system.encode()))
+        await client.control(Control(system=system, mode=mode))  # type: ignore[arg-type]
         await asyncio.sleep(1.0)  # the service applies it on its next poll

@@ -25,6 +25,7 @@ COMMANDS = (
     "console",
     "ctl",
     "demo",
+    "scenario",
     "image",
     "report",
     "gen",

@@ -115,9 +115,12 @@ def render_schema(name: str) -> str:
 def schema_files() -> dict[str, str]:
     """File name -> content, for every schema, and the AsyncAPI document built from them."""
     from switch.contract import asyncapi  # it builds on this module
+    from switch.scenario.model import json_schema as scenario_schema
 
     files = {f"{name}.schema.json": render_schema(name) for name in SCHEMAS}
     files[asyncapi.FILE_NAME] = asyncapi.render()
+    # Not a topic's: the format of `switch scenario` files, for editors that check TOML.
+    files["scenario.schema.json"] = json.dumps(scenario_schema(), indent=2) + "\n"
     return files
 
 
