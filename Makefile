@@ -23,8 +23,8 @@ demo: install
 	$(BIN)/switch demo
 
 lint: install
-	$(BIN)/ruff check switch tests bench
-	$(BIN)/mypy switch
+	$(BIN)/ruff check switch services tests bench
+	$(BIN)/mypy
 
 test: install lint
 	$(BIN)/pytest

@@ -55,13 +55,13 @@ import msgspec
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from services.seeding import seed_stores  # noqa: E402
 from switch.kafka.localbroker import LocalBroker  # noqa: E402
 from switch.kafka.topics import ensure_topics  # noqa: E402
 from switch.loadtest.gen import Generator, GenOptions, parse_mix  # noqa: E402
 from switch.loadtest.replay import ReplayOptions, replay  # noqa: E402
 from switch.loadtest.traffic import Header, Step, Traffic  # noqa: E402
 from switch.logs import configure  # noqa: E402
-from switch.services.seeding import seed_stores  # noqa: E402
 from switch.settings import Settings  # noqa: E402
 
 SWITCH_PREFIX = "bsw"

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from services.population import generate
 from switch.contract.textform import parse_text
-from switch.services.population import generate
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -37,7 +37,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from switch.app import install_stop_handlers
+    from switch.cli.app import install_stop_handlers
     from switch.loadtest.capture import CaptureOptions, capture, to_traffic
     from switch.loadtest.traffic import write_traffic
 

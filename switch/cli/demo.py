@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from switch.app import COMPONENTS, prepare, run_components
+from switch.cli.app import COMPONENTS, prepare, run_components
 from switch.cli.common import settings_from_args
 from switch.contract.internal import RecordEntry
 from switch.demo import Demo

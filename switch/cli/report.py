@@ -10,9 +10,9 @@ from dataclasses import replace
 from datetime import date, datetime
 from typing import TextIO
 
+from services.renewals import RenewalReport, ReportError, renewal_report
 from switch.cli.common import settings_from_args
 from switch.console.exits import OK, USAGE
-from switch.services.renewals import RenewalReport, ReportError, renewal_report
 
 HELP = """\
 Reports read from the stores under SWITCH_HOME (--home), without Kafka; a store can be

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from switch.app import COMPONENTS, install_stop_handlers, prepare, run_components
+from switch.cli.app import COMPONENTS, install_stop_handlers, prepare, run_components
 from switch.cli.common import settings_from_args
 from switch.kafka.topics import ensure_topics
 from switch.logs import configure

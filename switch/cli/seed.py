@@ -41,7 +41,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from switch.services.seeding import seed_stores
+    from services.seeding import seed_stores
 
     if args.count < 0:
         print("switch seed: error: --count must be 0 or more", file=sys.stderr)

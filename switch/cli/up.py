@@ -8,7 +8,7 @@ import os
 import sys
 import time
 
-from switch.app import COMPONENTS, install_stop_handlers, prepare, run_components
+from switch.cli.app import COMPONENTS, install_stop_handlers, prepare, run_components
 from switch.cli.common import settings_from_args
 from switch.kafka.localbroker import LocalBroker
 from switch.logs import configure

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from services.renewals import cutoff_for, open_read_only, renewals
+from services.rules import apply_request, renewal_due
+from services.seeding import seed_stores
+from services.store import Store
 from switch.cli import report
 from switch.cli.main import build_parser
 from switch.contract.internal import LegRequest, RecordEntry
 from switch.contract.messages import CancelImage, EnterImage
-from switch.services.renewals import cutoff_for, open_read_only, renewals
-from switch.services.rules import apply_request, renewal_due
-from switch.services.seeding import seed_stores
-from switch.services.store import Store
 from switch.settings import Settings
 
 TODAY = date(2025, 1, 10)

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import pytest
 from PIL import Image
 
-from switch.app import COMPONENTS, run_components
+from services.seeding import seed_stores
+from switch.cli.app import COMPONENTS, run_components
 from switch.client import SwitchClient
 from switch.contract.internal import RecordEntry
-from switch.services.seeding import seed_stores
 from switch.settings import Settings
 
 

@@ -20,9 +20,9 @@ import pytest
 from aiokafka import TopicPartition
 from PIL import Image
 
+from services.seeding import seed_stores
 from switch.contract.messages import Reply, reply_decoder
 from switch.kafka.clients import make_consumer, make_producer
-from switch.services.seeding import seed_stores
 from switch.settings import Settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

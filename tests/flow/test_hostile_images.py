@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
+from services.seeding import seed_stores
 from switch.client import SwitchClient, new_mid
 from switch.contract.messages import Reply
-from switch.services.seeding import seed_stores
 from switch.settings import Settings
 from tests.images.samples import png_claiming, png_of_zeros
 

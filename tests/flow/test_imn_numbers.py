@@ -11,14 +11,14 @@ import msgspec
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from switch.app import COMPONENTS, run_components
+from services.seeding import seed_stores
+from switch.cli.app import COMPONENTS, run_components
 from switch.client import SwitchClient, new_mid
 from switch.contract.internal import ImnSequence, RecordEntry
 from switch.contract.messages import Reply
 from switch.kafka.clients import make_producer
 from switch.kafka.topics import ensure_topics
 from switch.router.loop import Router
-from switch.services.seeding import seed_stores
 from switch.settings import Settings
 from tests.flow.conftest import b64, photo
 

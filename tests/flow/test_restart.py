@@ -7,9 +7,9 @@ import asyncio
 
 import pytest
 
-from switch.app import COMPONENTS, run_components
+from services.seeding import seed_stores
+from switch.cli.app import COMPONENTS, run_components
 from switch.client import SwitchClient, new_mid
-from switch.services.seeding import seed_stores
 from switch.settings import Settings
 from tests.flow.conftest import b64, photo
 

@@ -20,7 +20,8 @@ from PIL import Image
 
 import switch.correlator.loop as correlator_loop
 import switch.correlator.pending as correlator_pending
-from switch.app import run_components
+from services.seeding import seed_stores
+from switch.cli.app import run_components
 from switch.client import SwitchClient, new_mid
 from switch.contract.internal import Manifest, response_decoder
 from switch.contract.messages import Control, encode
@@ -28,7 +29,6 @@ from switch.correlator.loop import Correlator
 from switch.kafka.brokerclock import BrokerClock
 from switch.kafka.clients import make_consumer, topic_partitions
 from switch.kafka.readall import read_to_end
-from switch.services.seeding import seed_stores
 from switch.settings import Settings
 from tests.flow.conftest import b64
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from services.population import generate
 from switch.contract.internal import RecordEntry
-from switch.services.population import generate
 from tests.flow.conftest import RunningSwitch, switch  # noqa: F401 - the fixture, shared
 
 __all__ = ["RunningSwitch"]

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from switch.services.store import Store
+from services.store import Store
 from tests.services.helpers import RECORDS
 
 

@@ -10,12 +10,12 @@ from contextlib import asynccontextmanager
 import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from services.controls import Controls
+from services.loop import run_service
+from services.store import Store
 from switch.contract.internal import LegAnswer, LegRequest, RecordEntry
 from switch.contract.messages import Control
 from switch.kafka.clients import make_consumer, make_producer
-from switch.services.controls import Controls
-from switch.services.loop import run_service
-from switch.services.store import Store
 from switch.settings import Settings
 
 encoder = msgspec.json.Encoder()

@@ -6,8 +6,8 @@ import statistics
 
 import pytest
 
+from services.controls import Controls, ControlState
 from switch.contract.messages import Control, Latency
-from switch.services.controls import Controls, ControlState
 
 
 def test_defaults_answer_at_once_and_never_reject() -> None:

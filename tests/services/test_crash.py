@@ -19,10 +19,10 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from services.seeding import seed_stores
+from services.store import Store
 from switch.contract.internal import LegAnswer
 from switch.contract.messages import Control, EnterImage, Latency
-from switch.services.seeding import seed_stores
-from switch.services.store import Store
 from switch.settings import Settings
 from tests.services.helpers import jpeg, leg, mid
 from tests.services.kafka_helpers import producer, reader, send_control, send_legs

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from services.deadline import CREATE_TIME, LOG_APPEND_TIME, overdue_s
 from switch.kafka.brokerclock import BrokerClock
-from switch.services.deadline import CREATE_TIME, LOG_APPEND_TIME, overdue_s
 
 B = 1_800_000_000.0  # the broker's time when the query is appended (epoch seconds)
 

@@ -7,6 +7,7 @@ import asyncio
 import msgspec
 import pytest
 
+from services.store import Store
 from switch.contract.internal import RecordEntry
 from switch.contract.messages import (
     AuditEntry,
@@ -14,7 +15,6 @@ from switch.contract.messages import (
     Control,
     QueryImage,
 )
-from switch.services.store import Store
 from switch.settings import Settings
 from tests.services.helpers import (
     OWNER,
@@ -172,8 +172,8 @@ async def _until(condition, timeout: float = 20.0) -> None:  # type: ignore[no-u
 async def test_directory_follows_records_seeded_while_leads_runs(
     kafka_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from switch.services import loop
-    from switch.services.seeding import seed_stores
+    from services import loop
+    from services.seeding import seed_stores
 
     monkeypatch.setattr(loop, "DIRECTORY_REFRESH_S", 0.2)
     s = kafka_settings

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from services.population import ORIS, generate
+from services.seeding import seed_stores, stores_empty
+from services.store import Store
 from switch.cli.main import main
 from switch.contract.fields import check_dob, check_lno, check_nam, check_nic, check_ori
-from switch.services.population import ORIS, generate
-from switch.services.seeding import seed_stores, stores_empty
-from switch.services.store import Store
 from switch.settings import Settings
 
 

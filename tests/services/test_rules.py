@@ -8,6 +8,13 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
+from services.rules import (
+    answer_unapplied,
+    apply_request,
+    renewal_due,
+    shared_imn_for,
+)
+from services.store import Store
 from switch.contract.internal import LegAnswer
 from switch.contract.messages import (
     CancelImage,
@@ -16,13 +23,6 @@ from switch.contract.messages import (
     ModifyImage,
     QueryImage,
 )
-from switch.services.rules import (
-    answer_unapplied,
-    apply_request,
-    renewal_due,
-    shared_imn_for,
-)
-from switch.services.store import Store
 from tests.services.helpers import (
     OTHER,
     OWNER,

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from services.rules import LIMITS, apply_request
+from services.store import Store
 from switch.contract.messages import CancelImage, EnterImage, ModifyImage
-from switch.services.rules import LIMITS, apply_request
-from switch.services.store import Store
 from tests.services.helpers import RECORDS, VOAY_LNO, VOAY_OWNER, jpeg, leg, mid
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)

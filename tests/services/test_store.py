@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from switch.services.store import MIGRATIONS, Store, StoreError
+from services.store import MIGRATIONS, Store, StoreError
 from tests.services.helpers import RECORDS, SOR, SOR_NIC, VOAY
 
 

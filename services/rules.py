@@ -32,6 +32,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import msgspec
 
+from services.store import ACTIVE, ImageRow, Store
 from switch.contract.internal import LegAnswer, LegRequest, RecordEntry
 from switch.contract.messages import (
     CancelImage,
@@ -43,7 +44,6 @@ from switch.contract.messages import (
     ModifyImage,
     QueryImage,
 )
-from switch.services.store import ACTIVE, ImageRow, Store
 
 ACK: LegStatus = "ACK"
 NOT_FOUND: LegStatus = "NOT_FOUND"

@@ -5,9 +5,9 @@ Harmless to repeat: records already on file are left alone.
 
 from __future__ import annotations
 
+from services.population import generate
+from services.store import Store
 from switch.contract.internal import RecordEntry
-from switch.services.population import generate
-from switch.services.store import Store
 from switch.settings import Settings
 
 SYSTEMS = ("LEADS", "NCIC")

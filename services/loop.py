@@ -47,6 +47,11 @@ from aiokafka import (
     TopicPartition,
 )
 
+from services.controls import DOWN_DROP, DOWN_FORWARD, Controls
+from services.deadline import LOG_APPEND_TIME, overdue_s
+from services.directory import publish_directory, publish_imn_floor
+from services.rules import REJECT, UNAVAILABLE, Applied, answer_unapplied, apply_request
+from services.store import Store
 from switch.contract.internal import LegAnswer, LegRequest, leg_request_decoder
 from switch.contract.messages import (
     CancelImage,
@@ -62,11 +67,6 @@ from switch.kafka.audit import audit_entry, audit_record
 from switch.kafka.brokerclock import BrokerClock
 from switch.kafka.clients import make_consumer, make_producer
 from switch.logs import get_logger
-from switch.services.controls import DOWN_DROP, DOWN_FORWARD, Controls
-from switch.services.deadline import LOG_APPEND_TIME, overdue_s
-from switch.services.directory import publish_directory, publish_imn_floor
-from switch.services.rules import REJECT, UNAVAILABLE, Applied, answer_unapplied, apply_request
-from switch.services.store import Store
 from switch.settings import Settings
 
 MAX_RECORDS = 500  # per getmany: one SQLite transaction and one commit per batch

@@ -14,12 +14,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from services.loop import run_service
+from services.seeding import seed_stores, stores_empty
 from switch.correlator.loop import Correlator
 from switch.kafka.topics import ensure_topics
 from switch.logs import get_logger
 from switch.router.loop import Router
-from switch.services.loop import run_service
-from switch.services.seeding import seed_stores, stores_empty
 from switch.settings import Settings
 
 COMPONENTS = ("leads", "ncic", "correlator", "router")

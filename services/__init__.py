@@ -2,5 +2,5 @@
 it (`rules`), simulation controls (`controls`), and a thin Kafka loop (`loop`).
 
 The Kafka-free parts are importable without aiokafka; `run_service` lives in
-`switch.services.loop`.
+`services.loop`.
 """

@@ -11,8 +11,8 @@ import time
 import msgspec
 from aiokafka import AIOKafkaProducer
 
+from services.store import Store
 from switch.contract.internal import FLOOR_KEY, make_floor
-from switch.services.store import Store
 
 PAGE = 5000
 _encoder = msgspec.json.Encoder()
