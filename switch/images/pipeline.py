@@ -91,7 +91,7 @@ def verify_jpeg(data: bytes) -> None:
                                min_width=1, min_height=1, fastdct=True)
     except ValueError as exc:  # libjpeg's message names a programmer's detail: not repeated
         early = "premature end" in str(exc).lower()
-        raise invalid("CORRUPT JPEG DATA: THE SCAN ENDS EARLY" if early
+        raise invalid("CORRUPT JPEG DATA, THE SCAN ENDS EARLY" if early
                       else "CORRUPT JPEG DATA") from None
     except MemoryError:
         raise too_large("NOT ENOUGH MEMORY TO DECODE") from None
