@@ -26,6 +26,7 @@ from switch.contract.internal import RecordEntry
 from switch.contract.messages import Control, Reply
 from switch.contract.textform import parse_text
 from switch.settings import Settings
+from switch.terminal import paint
 
 MAX_PROBES = 50
 
@@ -83,16 +84,16 @@ def images_from(*systems: str) -> Check:
 
 class Demo:
     def __init__(self, settings: Settings, records: list[RecordEntry], out: TextIO = sys.stdout,
-                 *, color: bool | None = None) -> None:
+                 *, color: bool = False) -> None:
         self.settings = settings
         self.records = records
         self.out = out
-        self.color = out.isatty() if color is None else color
+        self.color = color
         self.steps = 0
         self.failed: list[str] = []
 
     def _c(self, code: str, text: str) -> str:
-        return f"\x1b[{code}m{text}\x1b[0m" if self.color else text
+        return paint(text, code, color=self.color)
 
     def say(self, text: str = "") -> None:
         print(text, file=self.out, flush=True)

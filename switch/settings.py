@@ -174,10 +174,6 @@ class Settings:
     def reply_prefix(self) -> str:
         return self.topics.replies
 
-    @property
-    def broker_dir(self) -> Path:
-        return self.home / "broker"
-
     def store_path(self, system: str) -> Path:
         return self.home / "stores" / f"{system.lower()}.sqlite3"
 

@@ -8,15 +8,15 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import TextIO
 
 from aiokafka.errors import KafkaError
 
 from switch.cli.common import settings_from_args
-from switch.console.exits import NO_ANSWER, OK, USAGE, UsageError, quiet_kafka_logs, unreachable
+from switch.cli.exits import NO_ANSWER, OK, USAGE, UsageError, quiet_kafka_logs, unreachable
 from switch.console.filters import FilterError, ReplyFilter
 from switch.console.tail import Console, TailOptions, tail
 from switch.settings import Settings
+from switch.terminal import use_color
 
 HELP = """\
 Tail the replies topic (<prefix>.replies) live and show each reply as the operator
@@ -73,17 +73,6 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                         "(default 100; 0: only on exit)")
     p.add_argument("--count", type=int, metavar="N", help="exit after showing N replies")
     p.set_defaults(func=run)
-
-
-def use_color(no_color: bool, stream: TextIO, env: dict[str, str] | None = None) -> bool:
-    """Colour only on a terminal, and never when the user said no (https://no-color.org)."""
-    env = dict(os.environ) if env is None else env
-    if no_color or env.get("NO_COLOR") or env.get("TERM") == "dumb":
-        return False
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 def options_from_args(args: argparse.Namespace, *, color: bool) -> TailOptions:

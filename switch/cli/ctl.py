@@ -12,7 +12,7 @@ import msgspec
 from aiokafka.errors import KafkaError
 
 from switch.cli.common import settings_from_args
-from switch.console.exits import NO_ANSWER, OK, USAGE, UsageError, quiet_kafka_logs, unreachable
+from switch.cli.exits import NO_ANSWER, OK, USAGE, UsageError, quiet_kafka_logs, unreachable
 from switch.console.topics_check import missing_message, missing_topics
 from switch.contract.messages import SYSTEMS, Control, Latency, control_decoder
 from switch.kafka.clients import make_producer

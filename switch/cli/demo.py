@@ -19,6 +19,7 @@ from switch.demo import Demo
 from switch.kafka.localbroker import LocalBroker
 from switch.logs import configure
 from switch.settings import Settings
+from switch.terminal import use_color
 
 HELP = """\
 Walk the state bulletin for one sex-offender and one VOAY/murderer record: query, enter
@@ -48,7 +49,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 def run(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
-    color = False if args.no_color else None
+    color = use_color(args.no_color, sys.stdout)
     if args.attach:
         settings = settings_from_args(args)
         records = _read_records(settings.home / "records.jsonl")
@@ -88,7 +89,7 @@ def _finish(ok: bool, steps: tuple[int, list[str]], t0: float) -> int:
 
 
 async def _self_contained(
-    settings: Settings, color: bool | None
+    settings: Settings, color: bool
 ) -> tuple[bool, tuple[int, list[str]]]:
     await prepare(settings, seed_count=200, seed=2023)
     records = _read_records(settings.home / "records.jsonl")
@@ -110,7 +111,7 @@ async def _self_contained(
 
 
 async def _walk(
-    settings: Settings, records: list[RecordEntry], color: bool | None
+    settings: Settings, records: list[RecordEntry], color: bool
 ) -> tuple[bool, tuple[int, list[str]]]:
     demo = Demo(settings, records, color=color)
     ok = await demo.run()

@@ -76,13 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     common = common_parser()
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"switch.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"switch.cli.{name}":
-                continue  # not built yet
-            raise
-        module.register(sub, common)
+        importlib.import_module(f"switch.cli.{name}").register(sub, common)
     return parser
 
 

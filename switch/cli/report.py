@@ -12,7 +12,7 @@ from typing import TextIO
 
 from services.renewals import RenewalReport, ReportError, renewal_report
 from switch.cli.common import settings_from_args
-from switch.console.exits import OK, USAGE
+from switch.cli.exits import OK, USAGE
 
 HELP = """\
 Reports read from the stores under SWITCH_HOME (--home), without Kafka; a store can be

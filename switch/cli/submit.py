@@ -13,9 +13,7 @@ import msgspec
 from aiokafka.errors import KafkaError
 
 from switch.cli.common import settings_from_args
-from switch.cli.console import use_color
-from switch.client import SwitchClient, new_mid
-from switch.console.exits import (
+from switch.cli.exits import (
     NO_ANSWER,
     NOT_COMPLETE,
     OK,
@@ -24,6 +22,7 @@ from switch.console.exits import (
     quiet_kafka_logs,
     unreachable,
 )
+from switch.client import SwitchClient, new_mid
 from switch.console.images import save_images
 from switch.console.render import clean, render_json, render_reply
 from switch.console.state import First
@@ -33,6 +32,7 @@ from switch.contract.messages import COMPLETE, PENDING, Reply
 from switch.contract.textform import TextFormError, text_to_dict
 from switch.contract.validate import ContractError, RequestInvalid, parse_request
 from switch.settings import Settings
+from switch.terminal import use_color
 
 HELP = """\
 Send one request to the switch, wait for its reply and print it: the header (time,

@@ -13,13 +13,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from switch.contract.messages import Reply
+from switch.errors import SwitchError
 
 STATUSES: tuple[str, ...] = ("COMPLETE", "PARTIAL", "PENDING", "REJECTED")
 MKES: tuple[str, ...] = ("EIM", "MII", "XIM", "QIM")
 _ORI = re.compile(r"[A-Z]{2}[A-Z0-9]{7}")
 
 
-class FilterError(ValueError):
+class FilterError(SwitchError):
     """A filter value that can never match; the message names what would."""
 
 

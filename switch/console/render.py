@@ -19,15 +19,7 @@ from switch.console.filters import STATUSES
 from switch.console.state import Counts, First
 from switch.contract.messages import ImageRecord, Leg, Reply, encode
 from switch.contract.replies import leg_line
-
-RESET = "\x1b[0m"
-BOLD = "1"
-DIM = "2"
-RED = "31"
-GREEN = "32"
-YELLOW = "33"
-MAGENTA = "35"
-CYAN = "36"
+from switch.terminal import BOLD, CYAN, DIM, GREEN, MAGENTA, RED, YELLOW, paint
 
 STATUS_COLOURS: dict[str, str] = {
     "COMPLETE": GREEN,
@@ -51,13 +43,6 @@ _UNPRINTABLE = {c: "?" for c in range(0x20)} | {0x7F: "?"} | {c: "?" for c in ra
 def clean(text: str | None) -> str:
     """`text` with every control character (ESC, CR, NUL, C1 ...) replaced by `?`."""
     return (text or "").translate(_UNPRINTABLE)
-
-
-def paint(text: str, *codes: str, color: bool) -> str:
-    codes = tuple(c for c in codes if c)
-    if not color or not codes:
-        return text
-    return f"\x1b[{';'.join(codes)}m{text}{RESET}"
 
 
 def header(reply: Reply, *, color: bool = False) -> str:

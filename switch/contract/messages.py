@@ -202,10 +202,8 @@ class Control(msgspec.Struct, kw_only=True, frozen=True):
 # --------------------------------------------------------------------------- codecs, built once
 
 json_encoder = msgspec.json.Encoder()
-request_decoder = msgspec.json.Decoder(AnyRequest)
 reply_decoder = msgspec.json.Decoder(Reply)
 dead_letter_decoder = msgspec.json.Decoder(DeadLetter)
-audit_decoder = msgspec.json.Decoder(AuditEntry)
 control_decoder = msgspec.json.Decoder(Control)
 
 

@@ -34,6 +34,7 @@ from aiokafka import errors as kerr
 from aiokafka.structs import RecordMetadata
 
 from switch.contract.messages import AuditEntry
+from switch.errors import SwitchError
 from switch.kafka.audit import audit_record
 from switch.logs import get_logger
 
@@ -138,7 +139,7 @@ class Step:
         self.outputs = kept
 
 
-class _Refused(Exception):
+class _Refused(SwitchError):
     """Some outputs of this attempt belong to records that can never be written."""
 
     def __init__(self, failures: list[tuple[int, BaseException]]) -> None:

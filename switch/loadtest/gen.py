@@ -26,7 +26,6 @@ afresh, or expect those rejects.
 from __future__ import annotations
 
 import base64
-import json
 import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -462,7 +461,3 @@ def summary_line(info: dict[str, Any]) -> str:
     invalid = sum(v for k, v in info["by_tag"].items() if k.startswith("invalid"))
     return (f"{info['steps']} requests ({mix}; {invalid} invalid; {info['dependent']} dependent), "
             f"{info['images']} distinct images, mean {info['image_kb_mean']} KB")
-
-
-def dumps_params(params: Mapping[str, Any]) -> str:
-    return json.dumps(params, sort_keys=True)

@@ -26,7 +26,7 @@ class ScheduleError(SwitchError):
     """Options that do not make a schedule."""
 
 
-class Unresolvable(Exception):
+class Unresolvable(SwitchError):
     """A placeholder whose value is not known (the step it names got no IMN)."""
 
 

@@ -110,9 +110,6 @@ class MidMemory:
                     (partition, nxt),
                 )
 
-    def forget(self, mid: str) -> None:
-        self._db.execute("DELETE FROM mids WHERE mid = ?", (mid,))
-
     def seen(self) -> dict[int, int]:
         return {int(p): int(n) for p, n in self._db.execute("SELECT partition, next FROM seen")}
 

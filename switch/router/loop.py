@@ -366,7 +366,7 @@ class Router:
         t = self.settings.topics
         deadline = now + self.settings.deadline_s
         if image is not None:
-            req = msgspec.structs.replace(req, image=image.data)  # type: ignore[type-var]
+            req = msgspec.structs.replace(req, image=image.data)
         rec = decision.record
         manifest = Manifest(
             cid=cid, mid=req.mid, ori=req.ori, mke=_mke(req), expected=list(decision.expected),

@@ -16,12 +16,14 @@ from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any
 
+from switch.errors import SwitchError
+
 _VAR = re.compile(r"\$\{([^}]*)\}")
 
 
-class UnknownVariable(KeyError):
-    def __str__(self) -> str:
-        return f"unknown variable ${{{self.args[0]}}}"
+class UnknownVariable(SwitchError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"unknown variable ${{{name}}}")
 
 
 def substitute(text: str, env: Mapping[str, str], *, today: date) -> str:

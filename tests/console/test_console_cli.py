@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from switch.cli.console import use_color
 from switch.cli.main import main
+from switch.terminal import use_color
 
 
 class _Tty(io.StringIO):

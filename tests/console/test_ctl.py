@@ -8,8 +8,8 @@ import uuid
 import pytest
 
 from switch.cli import ctl
+from switch.cli.exits import UsageError
 from switch.cli.main import build_parser
-from switch.console.exits import UsageError
 from switch.contract.messages import Control, Latency, control_decoder
 from switch.kafka.clients import make_consumer
 from switch.settings import Settings

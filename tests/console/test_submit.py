@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from switch.cli import ctl, submit
+from switch.cli.exits import UsageError
 from switch.cli.main import build_parser
 from switch.client import new_mid
-from switch.console.exits import UsageError
 from switch.settings import Settings
 from tests.flow.conftest import RunningSwitch, photo
 

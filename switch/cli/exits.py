@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+from switch.errors import SwitchError
 from switch.settings import Settings
 
 OK = 0
@@ -18,7 +19,7 @@ USAGE = 2
 NO_ANSWER = 3
 
 
-class UsageError(Exception):
+class UsageError(SwitchError):
     """Bad input from the command line; the message is the one line shown on stderr."""
 
 
