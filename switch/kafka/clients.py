@@ -39,7 +39,7 @@ def make_producer(
     )
     if transactional_id is not None:
         kw["transactional_id"] = transactional_id
-        kw["transaction_timeout_ms"] = 60_000
+        kw["transaction_timeout_ms"] = int(settings.transaction_timeout_s * 1000)
         # A transaction sends its whole batch before committing: lingering only delays it,
         # and a short retry backoff keeps the commit path tight (see BACKOFF_OVERRIDE).
         kw["linger_ms"] = 0
