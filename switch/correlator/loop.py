@@ -216,10 +216,10 @@ class Correlator:
                 batch.clear()
 
         read = await read_to_end(self.settings, t.correlator, tail, partitions=parts,
-                                 start_at={p: seen.get(p, 0) for p in parts})
+                                 start_at={p: seen.get(p, 0) for p in parts}, settled=True)
         self.store.apply(batch, read)
 
-        # The committed offsets only now: reading the changelog to its end (read_committed)
+        # The committed offsets only now: reading the changelog to its high watermark
         # waited for a transaction still open there (a killed instance's, aborted by the
         # broker after transaction_timeout_s), so they are settled.
         committed: dict[int, int] = {}

@@ -181,13 +181,18 @@ class Router:
         t0 = time.monotonic()
         seen = self.mids.seen()
         read = await read_to_end(self.settings, t.mids, self._restore_mid, partitions=parts,
-                                 start_at={p: seen.get(p, 0) for p in parts})
+                                 start_at={p: seen.get(p, 0) for p in parts}, settled=True)
         self._flush_restored_mids()
         await self._read_imns()
         positions: dict[str, int] = {}
+        ends = await self.consumer.end_offsets(list(assigned))
         for tp in assigned:
             committed = await self.consumer.committed(tp)
             mark = self.mids.mark(tp.topic, tp.partition)
+            if mark is not None and mark > ends[tp]:  # the input topic was recreated
+                self.log.warning("offset mark beyond the topic's end; ignored", topic=tp.topic,
+                                 partition=tp.partition, mark=mark, end=ends[tp])
+                mark = None
             known = [o for o in (committed, mark) if o is not None]
             if known:
                 self.consumer.seek(tp, max(known))
@@ -280,7 +285,7 @@ class Router:
             await asyncio.sleep(0.5)
 
     async def _read_imns(self) -> None:
-        await read_to_end(self.settings, self.settings.topics.imns, self._apply_imn)
+        await read_to_end(self.settings, self.settings.topics.imns, self._apply_imn, settled=True)
 
     def _apply_imn(self, rec: ConsumerRecord[bytes, bytes]) -> None:
         if rec.value is not None and not self.imns.apply_raw(rec.value):
