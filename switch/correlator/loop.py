@@ -45,7 +45,7 @@ from switch.correlator.pending import Emit, PendingTable
 from switch.correlator.store import ReplyStore
 from switch.kafka.audit import audit_entry
 from switch.kafka.brokerclock import BrokerClock
-from switch.kafka.clients import make_consumer, make_producer
+from switch.kafka.clients import make_consumer, make_producer, rewind_dropped
 from switch.kafka.readall import read_to_end
 from switch.kafka.txloop import Failure, Out, Step, commit_step
 from switch.logs import get_logger
@@ -108,6 +108,7 @@ class Correlator:
         self.restored = asyncio.Event()
         self.step_lock = asyncio.Lock()  # held by a step; a revoke waits for it
         self.generation = 0  # assignments so far: a batch fetched before one is dropped
+        self.restored_at: dict[TopicPartition, int] = {}  # where the last restore started
 
     async def wait_ready(self) -> None:
         await self._ready.wait()
@@ -125,8 +126,9 @@ class Correlator:
                 generation = self.generation
                 batch = await self.consumer.getmany(timeout_ms=TICK_MS, max_records=500)
                 await self.restored.wait()
-                if generation != self.generation:
-                    continue  # fetched before a rebalance: the restore set the positions
+                if generation != self.generation:  # fetched across a rebalance
+                    rewind_dropped(self.consumer, batch, self.restored_at)
+                    continue
                 if self.consumer.assignment():
                     self._ready.set()
                 await self.step_lock.acquire()
@@ -260,6 +262,7 @@ class Correlator:
         )
         for tp in assigned:
             self.consumer.seek(tp, committed[tp.partition])  # where the replay stopped
+            self.restored_at[tp] = committed[tp.partition]
         for p in parts:
             self.next_offsets[p] = committed[p]
             cp = start[p]

@@ -40,7 +40,7 @@ from switch.images.errors import ImageRejected
 from switch.images.pipeline import NormalisedImage
 from switch.images.pool import ImagePool
 from switch.kafka.audit import audit_entry
-from switch.kafka.clients import make_consumer, make_producer, topic_partitions
+from switch.kafka.clients import make_consumer, make_producer, rewind_dropped, topic_partitions
 from switch.kafka.readall import read_to_end
 from switch.kafka.txloop import Failure, Out, Step, commit_step
 from switch.logs import get_logger
@@ -105,6 +105,7 @@ class Router:
         self._batch_lock = asyncio.Lock()
         self.restored = asyncio.Event()  # set while the state matches the assignment
         self.generation = 0  # assignments so far: a batch fetched before one is dropped
+        self.restored_at: dict[TopicPartition, int] = {}  # where the last restore started
         self._last_expiry = 0.0
         self.pool = ImagePool(settings.images)
         self.log = get_logger(COMPONENT)
@@ -142,8 +143,9 @@ class Router:
                 batch = await consumer.getmany(timeout_ms=100, max_records=200)
                 await self.restored.wait()
                 async with self._batch_lock:
-                    if generation != self.generation:
-                        continue  # fetched before a rebalance: positions were set anew
+                    if generation != self.generation:  # fetched across a rebalance
+                        rewind_dropped(consumer, batch, self.restored_at)
+                        continue
                     owned = consumer.assignment()
                     records = [r for tp, rs in batch.items() if tp in owned for r in rs]
                     if records:
@@ -196,6 +198,7 @@ class Router:
             known = [o for o in (committed, mark) if o is not None]
             if known:
                 self.consumer.seek(tp, max(known))
+                self.restored_at[tp] = max(known)
                 positions[f"{tp.topic}:{tp.partition}"] = max(known)
         self.log.info("restored", partitions=parts, mids_read_to=read, positions=positions,
                       seconds=round(time.monotonic() - t0, 2))
