@@ -102,9 +102,13 @@ class Child:
 async def supervise_children(
     settings: Settings, instances: int, stop: asyncio.Event,
     on_ready: Callable[[], None] | None = None,
+    children: list[Child] | None = None,
 ) -> None:
+    """Run the children until `stop`. `children`, if given, is filled with them."""
     env = child_env(settings)
-    children = [Child(spec, env) for spec in child_specs(instances)]
+    if children is None:
+        children = []
+    children.extend(Child(spec, env) for spec in child_specs(instances))
     tasks = [asyncio.create_task(_keep(c, stop)) for c in children]
     waiter = asyncio.create_task(_all_ready(children, stop, on_ready))
     try:
