@@ -152,6 +152,13 @@ class MidMemory:
     def forget(self, mid: str) -> None:
         self._db.execute("DELETE FROM mids WHERE mid = ?", (mid,))
 
+    def forget_partition(self, partition: int) -> None:
+        """The mids topic was recreated: read partition `partition` again from its start
+        (its mids stay: still right for a resubmission within the retention)."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM seen WHERE partition = ?", (partition,))
+
     def seen(self) -> dict[int, int]:
         return {int(p): int(n) for p, n in self._db.execute("SELECT partition, next FROM seen")}
 

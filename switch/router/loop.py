@@ -182,6 +182,11 @@ class Router:
             return
         t0 = time.monotonic()
         seen = self.mids.seen()
+        mids_ends = await self.consumer.end_offsets([TopicPartition(t.mids, p) for p in parts])
+        for tp, end in mids_ends.items():
+            if seen.get(tp.partition, 0) > end:  # the mids topic was recreated
+                self.mids.forget_partition(tp.partition)
+                seen.pop(tp.partition, None)
         read = await read_to_end(self.settings, t.mids, self._restore_mid, partitions=parts,
                                  start_at={p: seen.get(p, 0) for p in parts}, settled=True)
         self._flush_restored_mids()

@@ -101,6 +101,8 @@ def test_offset_marks_kept_highest(tmp_path) -> None:  # type: ignore[no-untyped
     assert mem.mark("s.requests", 1) == 40
     assert mem.mark("s.requests.byori", 1) == 2
     assert mem.seen() == {1: 5}
+    mem.forget_partition(1)  # the mids topic was recreated: read again from its start
+    assert mem.seen() == {} and len(mem) == 1
 
 
 def test_child_processes_of_switch_up() -> None:
