@@ -80,6 +80,11 @@ class TopicSettings:
         return f"{self.prefix}.requests"
 
     @property
+    def requests_byori(self) -> str:
+        """Requests forwarded by a router to the partition of their ORI (internal)."""
+        return f"{self.prefix}.requests.byori"
+
+    @property
     def replies(self) -> str:
         return f"{self.prefix}.replies"
 
@@ -169,6 +174,9 @@ class Settings:
     mid_retention_s: float = 24 * 3600.0
     renewal_days: int = 365
     log_level: str = "INFO"
+    # How long the broker lets a transaction stay open before aborting it: how long the
+    # partitions of an instance killed mid-transaction wait before another can restore them.
+    transaction_timeout_s: float = 60.0
 
     @property
     def reply_prefix(self) -> str:
@@ -231,6 +239,7 @@ class Settings:
             deadline_s=_float(env, "SWITCH_DEADLINE_S", 10.0),
             max_request_bytes=_int(env, "SWITCH_MAX_REQUEST_BYTES", 2 * 1024 * 1024),
             log_level=env.get("SWITCH_LOG_LEVEL", "INFO").upper(),
+            transaction_timeout_s=_float(env, "SWITCH_TRANSACTION_TIMEOUT_S", 60.0),
         )
         settings.validate()
         return settings
@@ -258,6 +267,9 @@ class Settings:
             raise ConfigError(
                 f"SWITCH_TOPIC_PREFIX={self.topics.prefix!r}: letters, digits, '.', '_', '-' only"
             )
+        if not 1 <= self.transaction_timeout_s <= 900:
+            raise ConfigError(
+                f"SWITCH_TRANSACTION_TIMEOUT_S={self.transaction_timeout_s}: between 1 and 900")
         if not 1 <= self.topics.partitions <= 10:
             # The shared IMN is `I` + the requests partition as one digit + that
             # partition's 8-digit sequence (switch/router/imns.py).

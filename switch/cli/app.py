@@ -28,7 +28,7 @@ log = get_logger("app")
 
 
 def component_runner(
-    name: str, settings: Settings, ready: asyncio.Event
+    name: str, settings: Settings, ready: asyncio.Event, instance: str = "0"
 ) -> Callable[[asyncio.Event], Awaitable[None]]:
     """A coroutine function running component `name` once until `stop` is set."""
     if name in ("leads", "ncic"):
@@ -40,7 +40,7 @@ def component_runner(
         stage = stages[name]
 
         async def run_stage(stop: asyncio.Event) -> None:
-            component = stage(settings)
+            component = stage(settings, instance=instance)
             task = asyncio.create_task(component.run(stop))
             await _signal_when(component.wait_ready(), ready, task)
             await task
@@ -58,12 +58,13 @@ async def _signal_when(waiter: Awaitable[Any], ready: asyncio.Event, task: async
 
 
 async def supervise(
-    name: str, settings: Settings, stop: asyncio.Event, ready: asyncio.Event
+    name: str, settings: Settings, stop: asyncio.Event, ready: asyncio.Event,
+    instance: str = "0",
 ) -> None:
     """Run a component until `stop`, restarting it after a failure."""
     failures = 0
     while not stop.is_set():
-        runner = component_runner(name, settings, ready)
+        runner = component_runner(name, settings, ready, instance)
         started = time.monotonic()
         try:
             await runner(stop)
@@ -102,6 +103,7 @@ async def run_components(
     stop: asyncio.Event,
     *,
     on_ready: Callable[[], None] | None = None,
+    instance: str = "0",
 ) -> None:
     """Run the named components until `stop`. LEADS comes up first: it publishes the record
     directory the router needs."""
@@ -110,7 +112,7 @@ async def run_components(
     try:
         for name in sorted(names, key=lambda n: 0 if n == "leads" else 1):
             readies[name] = asyncio.Event()
-            tasks.append(asyncio.create_task(supervise(name, settings, stop, readies[name]),
+            tasks.append(asyncio.create_task(supervise(name, settings, stop, readies[name], instance),
                                              name=name))
             if name == "leads":
                 await _wait_any(readies[name].wait(), stop.wait())

@@ -10,9 +10,11 @@ import time
 
 from switch.cli.app import COMPONENTS, install_stop_handlers, prepare, run_components
 from switch.cli.common import settings_from_args
+from switch.errors import ConfigError
 from switch.kafka.localbroker import LocalBroker
 from switch.logs import configure
 from switch.settings import Settings
+from switch.supervisor import supervise_children
 
 HELP = """\
 Run the whole switch in the foreground until Ctrl-C: router, correlator and the
@@ -29,12 +31,18 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--seed-count", type=int, default=1000, metavar="N",
                    help="records to seed when the stores are empty (default 1000)")
     p.add_argument("--seed", type=int, default=1, help="seed of the synthetic population")
+    p.add_argument("--instances", type=int, default=None, metavar="N",
+                   help="run N routers and N correlators (and one LEADS, one NCIC) as separate "
+                   "child processes, restarted when they die, their log lines on stderr "
+                   "prefixed [component.instance]; default: everything in this one process")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     configure(settings.log_level)
+    if args.instances is not None and args.instances < 1:
+        raise ConfigError(f"--instances {args.instances}: at least 1")
     broker = None
     if not (args.bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")):
         broker = LocalBroker(settings.home)
@@ -45,14 +53,14 @@ def run(args: argparse.Namespace) -> int:
         if not started_here:
             broker = None  # someone else's: leave it running
     try:
-        asyncio.run(_up(settings, args.seed_count, args.seed))
+        asyncio.run(_up(settings, args.seed_count, args.seed, args.instances))
     finally:
         if broker is not None:
             broker.stop()
     return 0
 
 
-async def _up(settings: Settings, seed_count: int, seed: int) -> None:
+async def _up(settings: Settings, seed_count: int, seed: int, instances: int | None) -> None:
     t0 = time.monotonic()
     stop = asyncio.Event()
     install_stop_handlers(stop)
@@ -64,4 +72,7 @@ async def _up(settings: Settings, seed_count: int, seed: int) -> None:
               f"replies on {settings.topics.replies}; records in {settings.home / 'records.jsonl'}; "
               "Ctrl-C to stop", file=sys.stderr, flush=True)
 
-    await run_components(settings, COMPONENTS, stop, on_ready=ready)
+    if instances is None:
+        await run_components(settings, COMPONENTS, stop, on_ready=ready)
+    else:
+        await supervise_children(settings, instances, stop, on_ready=ready)

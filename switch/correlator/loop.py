@@ -26,7 +26,7 @@ import time
 
 import msgspec
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.structs import RecordMetadata
 
@@ -45,10 +45,11 @@ from switch.correlator.pending import Emit, PendingTable
 from switch.correlator.store import ReplyStore
 from switch.kafka.audit import audit_entry
 from switch.kafka.brokerclock import BrokerClock
-from switch.kafka.clients import make_consumer, make_producer
+from switch.kafka.clients import make_consumer, make_producer, rewind_dropped
 from switch.kafka.readall import read_to_end
 from switch.kafka.txloop import Failure, Out, Step, commit_step
 from switch.logs import get_logger
+from switch.router.partitioning import validate_instance
 from switch.settings import Settings
 
 COMPONENT = "correlator"
@@ -64,6 +65,13 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self.c = correlator
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self.c.step_lock.acquire()  # the step under way commits before we let go
+        try:
+            self._revoked(revoked)
+        finally:
+            self.c.step_lock.release()
+
+    def _revoked(self, revoked: list[TopicPartition]) -> None:
         self.c.restored.clear()
         gone = {tp.partition for tp in revoked}
         self.c.table.drop_partitions(gone)
@@ -72,6 +80,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
             self.c.checkpoints.pop(p, None)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.c.generation += 1
         try:
             await self.c.restore(assigned)
         finally:
@@ -84,7 +93,7 @@ class Correlator:
     ) -> None:
         self.settings = settings
         self.group_id = f"{settings.topics.prefix}.correlator"
-        self.transactional_id = f"{settings.topics.prefix}.correlator.{instance}"
+        self.transactional_id = f"{settings.topics.prefix}.correlator.{validate_instance(instance)}"
         self.clock = clock or BrokerClock()
         self.store = ReplyStore(settings.home / "correlator" / f"replies-{instance}.sqlite3")
         self.table = PendingTable(lookup=self.store.finished, clock=self.clock.now)
@@ -97,6 +106,9 @@ class Correlator:
         # Set while the table matches the assigned partitions. A batch fetched while a
         # restore runs must wait for it: its answers need the manifests being replayed.
         self.restored = asyncio.Event()
+        self.step_lock = asyncio.Lock()  # held by a step; a revoke waits for it
+        self.generation = 0  # assignments so far: a batch fetched before one is dropped
+        self.restored_at: dict[TopicPartition, int] = {}  # where the last restore started
 
     async def wait_ready(self) -> None:
         await self._ready.wait()
@@ -111,39 +123,57 @@ class Correlator:
         last_stats = last_sweep = time.monotonic() - SWEEP_EVERY_S
         try:
             while not stop.is_set():
+                generation = self.generation
                 batch = await self.consumer.getmany(timeout_ms=TICK_MS, max_records=500)
                 await self.restored.wait()
+                if generation != self.generation:  # fetched across a rebalance
+                    rewind_dropped(self.consumer, batch, self.restored_at)
+                    continue
                 if self.consumer.assignment():
                     self._ready.set()
-                step = Step()
-                emits: list[Emit] = []
-                for records in batch.values():
-                    for rec in records:
-                        emits.extend(self._dispatch(rec))
-                        step.consumed(rec)
-                        self.next_offsets[rec.partition] = rec.offset + 1
-                now = self.clock.now()
-                emits.extend(self.table.expire(now, await self._caught_up()))
-                self._stage(step, emits)
-                changes = self._stage_changelog(step)
-                if time.monotonic() - last_sweep > SWEEP_EVERY_S:
-                    last_sweep = time.monotonic()
-                    changes += self._sweep(step, now)
-                landed = await commit_step(producer, self.group_id, step,
-                                           fallback=functools.partial(self._undelivered, emits))
-                self._stored(step, landed, changes)
-                self._flush_events()
-                if time.monotonic() - last_stats > STATS_EVERY_S:
-                    last_stats = time.monotonic()
-                    c = self.table.counters
-                    self.log.info("stats", open=self.table.open_count,
-                                  replies=c.replies, supplements=c.supplements, late=c.late,
-                                  duplicate_answers=c.duplicate_answers, orphans=c.orphans,
-                                  timeouts=c.timeouts, swept=c.swept)
+                await self.step_lock.acquire()
+                try:
+                    last_stats, last_sweep = await self._step(producer, batch, last_stats,
+                                                              last_sweep)
+                finally:
+                    self.step_lock.release()
         finally:
             await self.consumer.stop()
             await producer.stop()
             self.store.close()
+
+    async def _step(
+        self, producer: AIOKafkaProducer,
+        batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+        last_stats: float, last_sweep: float,
+    ) -> tuple[float, float]:
+        """One step: the batch's replies, changelog and offsets in one transaction."""
+        step = Step()
+        emits: list[Emit] = []
+        for records in batch.values():
+            for rec in records:
+                emits.extend(self._dispatch(rec))
+                step.consumed(rec)
+                self.next_offsets[rec.partition] = rec.offset + 1
+        now = self.clock.now()
+        emits.extend(self.table.expire(now, await self._caught_up()))
+        self._stage(step, emits)
+        changes = self._stage_changelog(step)
+        if time.monotonic() - last_sweep > SWEEP_EVERY_S:
+            last_sweep = time.monotonic()
+            changes += self._sweep(step, now)
+        landed = await commit_step(producer, self.group_id, step,
+                                   fallback=functools.partial(self._undelivered, emits))
+        self._stored(step, landed, changes)
+        self._flush_events()
+        if time.monotonic() - last_stats > STATS_EVERY_S:
+            last_stats = time.monotonic()
+            c = self.table.counters
+            self.log.info("stats", open=self.table.open_count,
+                          replies=c.replies, supplements=c.supplements, late=c.late,
+                          duplicate_answers=c.duplicate_answers, orphans=c.orphans,
+                          timeouts=c.timeouts, swept=c.swept)
+        return last_stats, last_sweep
 
     async def _caught_up(self) -> set[int]:
         """Partitions read up to their last stable offset: only there may a deadline fire."""
@@ -165,10 +195,6 @@ class Correlator:
         parts = [tp.partition for tp in assigned]
         if not parts:
             return
-        committed: dict[int, int] = {}
-        for tp in assigned:
-            off = await self.consumer.committed(tp)
-            committed[tp.partition] = off if off is not None else 0
         t0 = time.monotonic()
 
         # 1. The changelog's tail (all of a partition never seen) into the local store.
@@ -192,8 +218,16 @@ class Correlator:
                 batch.clear()
 
         read = await read_to_end(self.settings, t.correlator, tail, partitions=parts,
-                                 start_at={p: seen.get(p, 0) for p in parts})
+                                 start_at={p: seen.get(p, 0) for p in parts}, settled=True)
         self.store.apply(batch, read)
+
+        # The committed offsets only now: reading the changelog to its high watermark
+        # waited for a transaction still open there (a killed instance's, aborted by the
+        # broker after transaction_timeout_s), so they are settled.
+        committed: dict[int, int] = {}
+        for tp in assigned:
+            off = await self.consumer.committed(tp)
+            committed[tp.partition] = off if off is not None else 0
 
         # 2. Transactions that had their first reply and still wait.
         known: set[str] = set()
@@ -226,6 +260,9 @@ class Correlator:
             start_at={p: off for p, off in start.items() if off is not None},
             stop_at={p: committed[p] for p, off in start.items() if off is not None},
         )
+        for tp in assigned:
+            self.consumer.seek(tp, committed[tp.partition])  # where the replay stopped
+            self.restored_at[tp] = committed[tp.partition]
         for p in parts:
             self.next_offsets[p] = committed[p]
             cp = start[p]

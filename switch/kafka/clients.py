@@ -39,7 +39,7 @@ def make_producer(
     )
     if transactional_id is not None:
         kw["transactional_id"] = transactional_id
-        kw["transaction_timeout_ms"] = 60_000
+        kw["transaction_timeout_ms"] = int(settings.transaction_timeout_s * 1000)
         # A transaction sends its whole batch before committing: lingering only delays it,
         # and a short retry backoff keeps the commit path tight (see BACKOFF_OVERRIDE).
         kw["linger_ms"] = 0
@@ -94,3 +94,16 @@ async def assign_whole_topic(
     for tp in tps:
         await consumer.position(tp)
     return tps
+
+
+def rewind_dropped(
+    consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[Any]],
+    restored_at: dict[TopicPartition, int],
+) -> None:
+    """A batch fetched across a rebalance is dropped; where its partitions are still ours,
+    read them again from its first record, but never below where the restore started
+    them (below is what another instance committed meanwhile)."""
+    owned = consumer.assignment()
+    for tp, records in batch.items():
+        if tp in owned and records:
+            consumer.seek(tp, max(records[0].offset, restored_at.get(tp, 0)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRecord, TopicPartition
 
 from switch.kafka.clients import make_consumer, topic_partitions
 from switch.settings import Settings
@@ -18,10 +18,17 @@ async def read_to_end(
     partitions: list[int] | None = None,
     stop_at: dict[int, int] | None = None,
     start_at: dict[int, int] | None = None,
+    settled: bool = False,
 ) -> dict[int, int]:
     """Feed every committed record of `topic` (or of some partitions) to `handle`, from the
     beginning (or `start_at`, per partition) up to the end as it was when called. Returns
-    the end offset per partition."""
+    the end offset per partition.
+
+    The end is the last stable offset: a transaction still open there is not waited for.
+    With `settled`, the end is the high watermark instead (read uncommitted), so the read
+    returns only once every transaction open at the call has committed or aborted (a
+    killed instance's: when the broker aborts it, after its transaction timeout): what a
+    new owner of a partition must wait for before it trusts the state and the offsets."""
     consumer = make_consumer(settings, group_id=None)
     await consumer.start()
     try:
@@ -34,7 +41,7 @@ async def read_to_end(
         for tp in tps:
             if start_at and tp.partition in start_at:
                 consumer.seek(tp, start_at[tp.partition])
-        ends = await consumer.end_offsets(tps)
+        ends = await (_high_watermarks(settings, tps) if settled else consumer.end_offsets(tps))
         if stop_at:
             ends = {tp: min(off, stop_at.get(tp.partition, off)) for tp, off in ends.items()}
         remaining = {tp for tp in tps if ends[tp] > await consumer.position(tp)}
@@ -50,3 +57,13 @@ async def read_to_end(
         return {tp.partition: off for tp, off in ends.items()}
     finally:
         await consumer.stop()
+
+
+async def _high_watermarks(settings: Settings, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+    peek = make_consumer(settings, group_id=None, isolation_level="read_uncommitted")
+    await peek.start()
+    try:
+        ends: dict[TopicPartition, int] = await peek.end_offsets(tps)
+        return ends
+    finally:
+        await peek.stop()

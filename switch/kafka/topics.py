@@ -30,6 +30,9 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     Every topic states its cleanup policy and retention on purpose (never the broker's
     defaults), and `ensure_topics` checks them on topics that already exist:
     - requests, dlq: 7 days (delete). Read within seconds; a week lets an operator look back.
+    - requests.byori: as requests (7 days, delete, same size limit: it carries the same
+      records unchanged), and the same partition count: partition p belongs to the router
+      instance that owns requests partition p (mids are owned by their ORI's partition).
     - leg requests: 30 days (delete). An entry for a system that is down (down_forward)
       waits here until the system returns: this is how long it can wait.
     - replies: 7 days (delete): read by producers and the console within seconds.
@@ -44,6 +47,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     - mids: compacted and deleted after 2 days (the 24 h mid memory with margin).
     - imns: compacted, no time limit (the next shared-IMN number per partition and LEADS's
       floor must outlive everything); small hourly segments so compaction keeps it short.
+      Mids and their marks are written to the partition of the request's ORI, so it has
+      the requests topic's partition count: a router restores the partitions it owns.
     - records, control: compacted, no time limit (the last value per key is the state).
     """
     t = settings.topics
@@ -58,6 +63,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     return [
         TopicSpec(t.requests, p, {"max.message.bytes": request_bytes, **week},
                   "requests from producers"),
+        TopicSpec(t.requests_byori, p, {"max.message.bytes": request_bytes, **week},
+                  "requests forwarded by a router to the partition of their ORI"),
         TopicSpec(t.replies, p, {"max.message.bytes": big, **week},
                   "one reply per request (+ supplements)"),
         TopicSpec(t.dlq, 1, {"max.message.bytes": request_bytes, **week}, "unreadable input"),

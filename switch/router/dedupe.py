@@ -37,6 +37,26 @@ class MidRecord(msgspec.Struct, kw_only=True, frozen=True):
 
 mid_record_decoder = msgspec.json.Decoder(MidRecord)
 
+MARK_PREFIX = "~next/"  # no ORI starts with '~'
+
+
+class OffsetMark(msgspec.Struct, kw_only=True, frozen=True):
+    """Value of a `<prefix>.mids` record keyed `~next/<topic>` in partition p: the next
+    offset of partition p of that input topic, written in every router transaction that
+    consumes it. A new owner of p restores the mids of p, which waits for any transaction
+    still open there (read_committed), and starts at least at the mark: so it never reads
+    an offset older than a transaction that committed, whatever the group coordinator
+    answered before that commit was complete."""
+
+    next: int
+
+
+offset_mark_decoder = msgspec.json.Decoder(OffsetMark)
+
+
+def mark_key(topic: str) -> str:
+    return MARK_PREFIX + topic
+
 
 def fingerprint(request: AnyRequest) -> str:
     """The request's content, without where the reply goes or who typed it."""
@@ -73,6 +93,10 @@ class MidMemory:
             ) WITHOUT ROWID;
             CREATE INDEX IF NOT EXISTS mids_ts ON mids (ts);
             CREATE TABLE IF NOT EXISTS seen (partition INTEGER PRIMARY KEY, next INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS marks (
+                topic TEXT NOT NULL, partition INTEGER NOT NULL, next INTEGER NOT NULL,
+                PRIMARY KEY (topic, partition)
+            ) WITHOUT ROWID;
             """
         )
 
@@ -94,9 +118,11 @@ class MidMemory:
         self.remember_many([(mid, rec)])
 
     def remember_many(
-        self, items: list[tuple[str, MidRecord]], seen: dict[int, int] | None = None
+        self, items: list[tuple[str, MidRecord]], seen: dict[int, int] | None = None,
+        marks: dict[tuple[str, int], int] | None = None,
     ) -> None:
-        """Store mids and, in the same SQLite transaction, how far the topic was seen."""
+        """Store mids and, in the same SQLite transaction, how far the topic was seen (and
+        the input offsets the router committed with them: `OffsetMark`)."""
         with self._db:
             self._db.execute("BEGIN")
             self._db.executemany(
@@ -109,6 +135,26 @@ class MidMemory:
                     "DO UPDATE SET next = max(next, excluded.next)",
                     (partition, nxt),
                 )
+            for (topic, partition), nxt in (marks or {}).items():
+                self._db.execute(
+                    "INSERT INTO marks (topic, partition, next) VALUES (?, ?, ?) ON CONFLICT "
+                    "(topic, partition) DO UPDATE SET next = max(next, excluded.next)",
+                    (topic, partition, nxt),
+                )
+
+    def mark(self, topic: str, partition: int) -> int | None:
+        """The next offset of `topic`/`partition` that the last committed router transaction
+        that consumed it recorded (None: never seen)."""
+        row = self._db.execute("SELECT next FROM marks WHERE topic = ? AND partition = ?",
+                               (topic, partition)).fetchone()
+        return None if row is None else int(row[0])
+
+    def forget_partition(self, partition: int) -> None:
+        """The mids topic was recreated: read partition `partition` again from its start
+        (its mids stay: still right for a resubmission within the retention)."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM seen WHERE partition = ?", (partition,))
 
     def seen(self) -> dict[int, int]:
         return {int(p): int(n) for p, n in self._db.execute("SELECT partition, next FROM seen")}

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import msgspec
 import structlog
-from aiokafka import ConsumerRebalanceListener, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
 from switch.contract.deadletter import bounded_key, dead_letter
 from switch.contract.internal import DuplicateNotice, LegRequest, Manifest, record_decoder
@@ -39,13 +40,24 @@ from switch.images.errors import ImageRejected
 from switch.images.pipeline import NormalisedImage
 from switch.images.pool import ImagePool
 from switch.kafka.audit import audit_entry
-from switch.kafka.clients import make_consumer, make_producer, topic_partitions
+from switch.kafka.clients import make_consumer, make_producer, rewind_dropped, topic_partitions
 from switch.kafka.readall import read_to_end
 from switch.kafka.txloop import Failure, Out, Step, commit_step
 from switch.logs import get_logger
-from switch.router.dedupe import MidMemory, MidRecord, fingerprint, mid_key, mid_record_decoder
+from switch.router.dedupe import (
+    MARK_PREFIX,
+    MidMemory,
+    MidRecord,
+    OffsetMark,
+    fingerprint,
+    mark_key,
+    mid_key,
+    mid_record_decoder,
+    offset_mark_decoder,
+)
 from switch.router.directory import Directory
 from switch.router.imns import ImnSequences
+from switch.router.partitioning import ori_of, ori_partition, validate_instance
 from switch.router.rules import Refusal, Route, route
 from switch.settings import Settings
 
@@ -64,6 +76,7 @@ class _Decoded:
     image: NormalisedImage | None = None
     image_error: ImageRejected | None = None
     reply_to_missing: bool = False
+    forward_to: int | None = None  # the partition of requests.byori that owns its ORI
 
 
 class Router:
@@ -76,6 +89,7 @@ class Router:
         # broker's append time (switch/kafka/brokerclock.py).
         self.wall = wall
         self.group_id = f"{settings.topics.prefix}.router"
+        self.instance = validate_instance(instance)
         self.transactional_id = f"{settings.topics.prefix}.router.{instance}"
         self.directory = Directory()
         self.imns = ImnSequences()  # shared-IMN sequences, from `<prefix>.imns`
@@ -84,6 +98,14 @@ class Router:
                               settings.home / "router" / f"mids-{instance}.sqlite3")
         self._restored_mids: list[tuple[str, MidRecord]] = []
         self._restored_seen: dict[int, int] = {}
+        self._restored_marks: dict[tuple[str, int], int] = {}
+        self.consumer: AIOKafkaConsumer | None = None
+        # Held while a batch is handled; a rebalance waits for it, so a batch never commits
+        # offsets of a partition already handed to another instance.
+        self._batch_lock = asyncio.Lock()
+        self.restored = asyncio.Event()  # set while the state matches the assignment
+        self.generation = 0  # assignments so far: a batch fetched before one is dropped
+        self.restored_at: dict[TopicPartition, int] = {}  # where the last restore started
         self._last_expiry = 0.0
         self.pool = ImagePool(settings.images)
         self.log = get_logger(COMPONENT)
@@ -97,12 +119,14 @@ class Router:
     async def run(self, stop: asyncio.Event) -> None:
         """Restore, then route until `stop` is set."""
         t = self.settings.topics
-        await read_to_end(self.settings, t.mids, self._restore_mid, start_at=self.mids.seen())
-        self._flush_restored_mids()
         self.mids.expire(time.time())
         await self.pool.start()
-        consumer = make_consumer(self.settings, group_id=self.group_id, max_poll_records=200)
-        consumer.subscribe([t.requests], listener=_ReloadImns(self))
+        # Partition p of requests and of requests.byori go to the same instance (range
+        # assignment over two topics of the same partition count): it owns the ORIs of p.
+        consumer = make_consumer(self.settings, group_id=self.group_id, max_poll_records=200,
+                                 partition_assignment_strategy=(RangePartitionAssignor,))
+        self.consumer = consumer
+        consumer.subscribe([t.requests, t.requests_byori], listener=_Rebalance(self))
         producer = make_producer(self.settings, transactional_id=self.transactional_id)
         directory = make_consumer(self.settings, group_id=None)
         await directory.start()
@@ -115,10 +139,17 @@ class Router:
             self._ready.set()
             self.log.info("router ready", records=len(self.directory), mids=len(self.mids))
             while not stop.is_set():
+                generation = self.generation
                 batch = await consumer.getmany(timeout_ms=100, max_records=200)
-                records = [r for rs in batch.values() for r in rs]
-                if records:
-                    await self._handle_batch(records, producer)
+                await self.restored.wait()
+                async with self._batch_lock:
+                    if generation != self.generation:  # fetched across a rebalance
+                        rewind_dropped(consumer, batch, self.restored_at)
+                        continue
+                    owned = consumer.assignment()
+                    records = [r for tp, rs in batch.items() if tp in owned for r in rs]
+                    if records:
+                        await self._handle_batch(records, producer)
         finally:
             if self._directory_task:
                 self._directory_task.cancel()
@@ -137,10 +168,58 @@ class Router:
 
     # ------------------------------------------------------------------ restore
 
+    async def restore(self, assigned: list[TopicPartition]) -> None:
+        """The state of the partitions just assigned: their mids (partition p of the mids
+        topic, from where the on-disk memory last saw it), the IMN sequences, and the
+        input positions. Reading the mids partitions read_committed to their end waits for
+        any transaction still open there (an instance killed mid-batch: the broker aborts
+        it after transaction_timeout_s), so the positions are fetched after it is settled,
+        and never start below the offset mark its last committed transaction wrote."""
+        assert self.consumer is not None
+        t = self.settings.topics
+        parts = sorted({tp.partition for tp in assigned})
+        if not parts:
+            return
+        t0 = time.monotonic()
+        seen = self.mids.seen()
+        mids_ends = await self.consumer.end_offsets([TopicPartition(t.mids, p) for p in parts])
+        for tp, end in mids_ends.items():
+            if seen.get(tp.partition, 0) > end:  # the mids topic was recreated
+                self.mids.forget_partition(tp.partition)
+                seen.pop(tp.partition, None)
+        read = await read_to_end(self.settings, t.mids, self._restore_mid, partitions=parts,
+                                 start_at={p: seen.get(p, 0) for p in parts}, settled=True)
+        self._flush_restored_mids()
+        await self._read_imns()
+        positions: dict[str, int] = {}
+        ends = await self.consumer.end_offsets(list(assigned))
+        for tp in assigned:
+            committed = await self.consumer.committed(tp)
+            mark = self.mids.mark(tp.topic, tp.partition)
+            if mark is not None and mark > ends[tp]:  # the input topic was recreated
+                self.log.warning("offset mark beyond the topic's end; ignored", topic=tp.topic,
+                                 partition=tp.partition, mark=mark, end=ends[tp])
+                mark = None
+            known = [o for o in (committed, mark) if o is not None]
+            if known:
+                self.consumer.seek(tp, max(known))
+                self.restored_at[tp] = max(known)
+                positions[f"{tp.topic}:{tp.partition}"] = max(known)
+        self.log.info("restored", partitions=parts, mids_read_to=read, positions=positions,
+                      seconds=round(time.monotonic() - t0, 2))
+
     def _restore_mid(self, rec: ConsumerRecord[bytes, bytes]) -> None:
         """Replay the mids topic from where the on-disk memory last saw it."""
         self._restored_seen[rec.partition] = rec.offset + 1
-        if rec.key is not None and rec.value is not None:
+        if rec.key is not None and rec.key.startswith(MARK_PREFIX.encode()):
+            if rec.value is not None:
+                try:
+                    where = (rec.key.decode()[len(MARK_PREFIX):], rec.partition)
+                    nxt = offset_mark_decoder.decode(rec.value).next
+                    self._restored_marks[where] = max(self._restored_marks.get(where, 0), nxt)
+                except (msgspec.DecodeError, UnicodeDecodeError):
+                    self.log.warning("unreadable offset mark", offset=rec.offset)
+        elif rec.key is not None and rec.value is not None:
             try:
                 self._restored_mids.append(
                     (rec.key.decode(), mid_record_decoder.decode(rec.value)))
@@ -150,9 +229,10 @@ class Router:
             self._flush_restored_mids()
 
     def _flush_restored_mids(self) -> None:
-        self.mids.remember_many(self._restored_mids, self._restored_seen)
+        self.mids.remember_many(self._restored_mids, self._restored_seen, self._restored_marks)
         self._restored_mids = []
         self._restored_seen = {}
+        self._restored_marks = {}
 
     def _apply_directory(self, rec: ConsumerRecord[bytes, bytes]) -> None:
         if rec.value is None:
@@ -213,7 +293,7 @@ class Router:
             await asyncio.sleep(0.5)
 
     async def _read_imns(self) -> None:
-        await read_to_end(self.settings, self.settings.topics.imns, self._apply_imn)
+        await read_to_end(self.settings, self.settings.topics.imns, self._apply_imn, settled=True)
 
     def _apply_imn(self, rec: ConsumerRecord[bytes, bytes]) -> None:
         if rec.value is not None and not self.imns.apply_raw(rec.value):
@@ -246,6 +326,11 @@ class Router:
         # number given to a refused EIM is skipped, never used again).
         for key, state in self._imn_batch.records():
             step.send(self.settings.topics.imns, encode(state), key)
+        # The input offsets, also into the mids partition of each input partition (see
+        # `restore`): every transaction that consumes p writes there.
+        for tp, nxt in step.offsets.items():
+            step.send(self.settings.topics.mids, encode(OffsetMark(next=nxt)), mark_key(tp.topic),
+                      partition=tp.partition)
 
         def fallback(origin: int, failure: Failure) -> list[Out]:
             return self._undeliverable(decoded[origin], failure, staged)
@@ -256,7 +341,8 @@ class Router:
         for out, meta in zip(step.outputs, landed, strict=True):
             if out.topic == self.settings.topics.mids:
                 seen[meta.partition] = max(seen.get(meta.partition, 0), meta.offset + 1)
-        self.mids.remember_many(list(staged.items()), seen)
+        marks = {(tp.topic, tp.partition): nxt for tp, nxt in step.offsets.items()}
+        self.mids.remember_many(list(staged.items()), seen, marks)
         now = time.time()
         if now - self._last_expiry > MID_EXPIRY_EVERY_S:
             self._last_expiry = now
@@ -277,6 +363,14 @@ class Router:
 
     def _decode(self, rec: ConsumerRecord[bytes, bytes]) -> _Decoded:
         d = _Decoded(rec)
+        if (rec.topic == self.settings.topics.requests and rec.value is not None
+                and len(rec.value) <= self.settings.max_request_bytes):
+            ori = ori_of(rec.value)
+            if ori is not None:
+                owner = ori_partition(ori, self.settings.topics.partitions)
+                if owner != rec.partition:
+                    d.forward_to = owner
+                    return d
         if rec.value is None:
             d.error = Unreadable("EMPTY VALUE: A TOMBSTONE IS NOT A REQUEST")
             return d
@@ -302,6 +396,12 @@ class Router:
     def _process(self, d: _Decoded, step: Step, staged: dict[str, MidRecord]) -> None:
         t = self.settings.topics
         rec = d.rec
+        if d.forward_to is not None:
+            # Another partition owns this ORI's mids: the request goes there, unchanged.
+            ori = ori_of(rec.value)
+            step.send(t.requests_byori, rec.value, ori, partition=d.forward_to)
+            self.counts["forwarded"] = self.counts.get("forwarded", 0) + 1
+            return
         cid = uuid.uuid4().hex
         if isinstance(d.error, Unreadable):
             self._dead_letter(d.error, rec, cid, step)
@@ -357,7 +457,7 @@ class Router:
         self._fan_out(step, cid, req, decision, d.image, now)
         mrec = MidRecord(fp=fp, cid=cid, ts=now)
         staged[key] = mrec
-        step.send(t.mids, encode(mrec), key)
+        step.send(t.mids, encode(mrec), key, partition=rec.partition)  # the ORI's partition
 
     def _fan_out(
         self, step: Step, cid: str, req: AnyRequest, decision: Route,
@@ -435,8 +535,8 @@ class Router:
         rec, cid, step = d.rec, uuid.uuid4().hex, Step()
         known = d.request if d.request is not None else d.error
         mid, ori = (known.mid, known.ori) if known is not None else (None, None)
-        if d.request is not None and staged.get(d.request.mid) is not None:
-            del staged[d.request.mid]  # not routed after all: a resubmission is judged anew
+        if d.request is not None:  # not routed after all: a resubmission is judged anew
+            staged.pop(mid_key(d.request.ori, d.request.mid), None)
         letter = dead_letter(failure.reason, topic=rec.topic, partition=rec.partition,
                              offset=rec.offset, key=rec.key, value=rec.value, ts=now_rfc3339())
         step.send(self.settings.topics.dlq, encode(letter), bounded_key(rec.key))
@@ -465,17 +565,23 @@ class Router:
         step.audit(self.settings.topics.audit, entry)
 
 
-class _ReloadImns(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Partitions handed over from another router instance continue its sequences."""
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Partitions handed over from another router instance continue its state: its mids,
+    its IMN sequences, its offsets. A revoke waits for the batch being handled."""
 
     def __init__(self, router: Router) -> None:
         self.router = router
 
-    async def on_partitions_revoked(self, revoked: object) -> None:
-        pass
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        async with self.router._batch_lock:
+            self.router.restored.clear()
 
-    async def on_partitions_assigned(self, assigned: object) -> None:
-        await self.router._read_imns()
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        try:
+            self.router.generation += 1
+            await self.router.restore(list(assigned))
+        finally:
+            self.router.restored.set()
 
 
 _MKE = {EnterImage: "EIM", ModifyImage: "MII", CancelImage: "XIM", QueryImage: "QIM"}

@@ -5,6 +5,7 @@ and every ACK in a reply matches the store of that system: the image is there, o
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import os
 import signal
@@ -21,6 +22,7 @@ from aiokafka import TopicPartition
 from PIL import Image
 
 from services.seeding import seed_stores
+from switch.contract.internal import RecordEntry
 from switch.contract.messages import Reply, reply_decoder
 from switch.kafka.clients import make_consumer, make_producer
 from switch.settings import Settings
@@ -39,10 +41,13 @@ def small_jpeg(n: int) -> bytes:
 
 
 class Component:
-    def __init__(self, name: str, settings: Settings, log_dir: Path) -> None:
+    def __init__(self, name: str, settings: Settings, log_dir: Path, instance: str | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self.name = name
         self.settings = settings
-        self.log = log_dir / f"{name}.log"
+        self.instance = instance  # None: `switch run NAME` as before (instance 0)
+        self.extra_env = env or {}
+        self.log = log_dir / (f"{name}.log" if instance is None else f"{name}-{instance}.log")
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -52,10 +57,12 @@ class Component:
             KAFKA_BOOTSTRAP_SERVERS=self.settings.kafka.bootstrap_servers,
             SWITCH_TOPIC_PREFIX=self.settings.topics.prefix,
             SWITCH_DEADLINE_S=str(self.settings.deadline_s),
+            **self.extra_env,
         )
+        args = [] if self.instance is None else ["--instance", self.instance]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "switch.cli.main", "run", self.name],
+                [sys.executable, "-m", "switch.cli.main", "run", self.name, *args],
                 env=env, stdout=log, stderr=subprocess.STDOUT,
             )
 
@@ -74,43 +81,66 @@ class Component:
                 self.proc.wait()
 
 
-async def test_kill_minus_nine_loses_and_doubles_nothing(kafka_settings: Settings, tmp_path: Path) -> None:
-    settings = kafka_settings.with_overrides(deadline_s=15.0)
-    records = seed_stores(settings, 800, 11)
-    import base64
+def mixed_traffic(records: list[RecordEntry], count: int, prefix: str = "crash") -> list[dict[str, str]]:
+    """Three laps of EIMs (M, S, I: each a new image of the record), then QIMs."""
     requests: list[dict[str, str]] = []
     imts = ("M", "S", "I")
-    for i in range(REQUESTS):
+    for i in range(count):
         rec = records[i % len(records)]
         lap = i // len(records)
         if lap < 3:
-            requests.append({"mke": "EIM", "mid": f"crash-{i}", "ori": rec.ori, "lno": rec.lno,
+            requests.append({"mke": "EIM", "mid": f"{prefix}-{i}", "ori": rec.ori, "lno": rec.lno,
                              "imt": imts[lap], "doi": "20250101",
                              "image": base64.b64encode(small_jpeg(i)).decode()})
         else:
-            requests.append({"mke": "QIM", "mid": f"crash-{i}", "ori": rec.ori, "lno": rec.lno})
+            requests.append({"mke": "QIM", "mid": f"{prefix}-{i}", "ori": rec.ori, "lno": rec.lno})
+    return requests
 
-    comps = {n: Component(n, settings, tmp_path) for n in ("leads", "ncic", "correlator", "router")}
-    for c in comps.values():
-        c.start()
 
-    replies: dict[str, list[Reply]] = defaultdict(list)
-    reader = make_consumer(settings, group_id=None)
-    await reader.start()
-    tps = [TopicPartition(settings.topics.replies, p) for p in range(settings.topics.partitions)]
-    reader.assign(tps)
-    await reader.seek_to_beginning(*tps)
+class ReplyReader:
+    """Every reply on the replies topic from its beginning, by mid."""
 
-    async def read_replies(until: float) -> None:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.replies: dict[str, list[Reply]] = defaultdict(list)
+        self.reader = make_consumer(settings, group_id=None)
+
+    async def start(self) -> None:
+        await self.reader.start()
+        t = self.settings.topics
+        tps = [TopicPartition(t.replies, p) for p in range(t.partitions)]
+        self.reader.assign(tps)
+        await self.reader.seek_to_beginning(*tps)
+
+    async def stop(self) -> None:
+        await self.reader.stop()
+
+    async def read_until(self, until: float, expected: int) -> None:
+        """Until `expected` mids have a first reply and none waits for a supplement."""
+        replies = self.replies
         while time.monotonic() < until:
-            batch = await reader.getmany(timeout_ms=200)
+            batch = await self.reader.getmany(timeout_ms=200)
             for rs in batch.values():
                 for r in rs:
                     reply = reply_decoder.decode(r.value)
                     replies[reply.mid or "?"].append(reply)
             firsts = sum(1 for rs in replies.values() if any(not x.supplement for x in rs))
-            if firsts >= REQUESTS and _settled(replies):
+            if firsts >= expected and _settled(replies):
                 return
+
+
+async def test_kill_minus_nine_loses_and_doubles_nothing(kafka_settings: Settings, tmp_path: Path) -> None:
+    settings = kafka_settings.with_overrides(deadline_s=15.0)
+    records = seed_stores(settings, 800, 11)
+    requests = mixed_traffic(records, REQUESTS)
+
+    comps = {n: Component(n, settings, tmp_path) for n in ("leads", "ncic", "correlator", "router")}
+    for c in comps.values():
+        c.start()
+
+    reader = ReplyReader(settings)
+    replies = reader.replies
+    await reader.start()
 
     producer = make_producer(settings)
     await producer.start()
@@ -130,14 +160,22 @@ async def test_kill_minus_nine_loses_and_doubles_nothing(kafka_settings: Setting
             if delay > 0:
                 await asyncio.sleep(delay)
         await producer.flush()
-        await read_replies(time.monotonic() + 150)
+        await reader.read_until(time.monotonic() + 150, REQUESTS)
     finally:
         await producer.stop()
         await reader.stop()
         for c in comps.values():
             c.stop()
+    await check_replies_and_stores(settings, requests, replies, list(comps.values()))
 
-    logs = "\n".join(c.log.read_text(errors="replace")[-2000:] for c in comps.values())
+
+async def check_replies_and_stores(
+    settings: Settings, requests: list[dict[str, str]], replies: dict[str, list[Reply]],
+    comps: list[Component],
+) -> None:
+    """Exactly one (non-supplement) reply per request, none stuck PENDING, and every ACK
+    matches the stores: the image on file under that IMN, once, for that transaction."""
+    logs = "\n".join(c.log.read_text(errors="replace")[-2000:] for c in comps)
     missing = [r["mid"] for r in requests if not any(not x.supplement for x in replies[r["mid"]])]
     assert not missing, f"{len(missing)} requests without a reply, e.g. {missing[:5]}\n{logs}"
     doubled = {m: len([x for x in rs if not x.supplement]) for m, rs in replies.items()}
@@ -147,7 +185,8 @@ async def test_kill_minus_nine_loses_and_doubles_nothing(kafka_settings: Setting
     stuck = [rs[-1].cid for rs in replies.values() if rs and rs[-1].status == "PENDING"]
     if stuck:
         words = ("restored", "fail", "rror", "orphan", "late", "duplicate")
-        lines = comps["correlator"].log.read_text(errors="replace").splitlines()
+        lines = [line for c in comps if c.name == "correlator"
+                 for line in c.log.read_text(errors="replace").splitlines()]
         corr = "\n".join(line for line in lines if any(w in line for w in words))[-3000:]
         pytest.fail(f"{len(stuck)} entries never completed; " + await _diagnose(settings, stuck[:3])
                     + "\ncorrelator log:\n" + corr)
