@@ -15,6 +15,9 @@ $(BIN)/.installed: pyproject.toml $(ASYNCAPI)/package-lock.json
 	$(BIN)/pip install -q -e '.[test]'
 	# The reference AsyncAPI parser, which the tests use to validate schemas/asyncapi.json.
 	npm ci --prefix $(ASYNCAPI) --no-audit --no-fund --loglevel=error
+	# The system's Chromium, which the web console's browser tests drive through Playwright
+	# (Playwright's own browser download is not used).
+	command -v chromium >/dev/null || apt-get install -y -q chromium
 	touch $@
 
 install: $(BIN)/.installed

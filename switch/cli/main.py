@@ -23,6 +23,7 @@ COMMANDS = (
     "seed",
     "submit",
     "console",
+    "web",
     "ctl",
     "demo",
     "scenario",

@@ -1,0 +1,221 @@
+"""What the web console remembers, bounded so it can run for days. Pure: no Kafka, no HTTP.
+
+`TransactionIndex` keeps the most recent transactions (cid -> their audit entries and
+reply summaries), looked up by cid, mid, LNO or IMN; the oldest transaction is forgotten
+first. `Recent` keeps the last replies whole (their images too) so a page opened now
+shows what just happened; `DeadLetters` the last dead letters, without their raw bytes;
+`Rate` the arrival times of the last minute's replies. Reply summaries and dead-letter
+views never hold image bytes: only a reply pushed to the page (`reply_event`) does.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from switch.console.state import Counts, FirstSeen
+from switch.contract.messages import AuditEntry, DeadLetter, Reply
+
+TRANSACTIONS = 20_000  # transactions the search can find
+HOPS_PER_TRANSACTION = 64  # audit entries kept per transaction (a handful in practice)
+REPLIES_PER_TRANSACTION = 8
+RECENT_REPLIES = 100  # whole replies (images included) replayed to a page that connects
+DEAD_LETTERS = 500
+RATE_WINDOW_S = 60.0
+
+
+def reply_summary(reply: Reply) -> dict[str, Any]:
+    """A reply as the search shows it: everything but the images' bytes."""
+    out: dict[str, Any] = msgspec.to_builtins(reply)
+    out["images"] = [
+        {k: v for k, v in msgspec.to_builtins(im).items() if k != "image"} | {"bytes": len(im.image)}
+        for im in reply.images
+    ]
+    return out
+
+
+def reply_event(reply: Reply, first: Any = None) -> dict[str, Any]:
+    """A reply as pushed to the page: whole (images as base64, for an <img> data: URL), with
+    the first reply a supplement completes (`first`: mid and status, or None when unseen)."""
+    out: dict[str, Any] = msgspec.to_builtins(reply)  # bytes -> base64 text
+    out["first"] = None if first is None else {"mid": first.mid, "status": first.status}
+    return out
+
+
+def dead_letter_view(letter: DeadLetter, *, dlq_partition: int, dlq_offset: int) -> dict[str, Any]:
+    """A dead letter as shown: its reason, where it came from, its key and sizes; never `raw`."""
+    return {
+        "reason": letter.reason, "topic": letter.topic, "partition": letter.partition,
+        "offset": letter.offset, "key": letter.key, "key_bytes": letter.key_bytes,
+        "raw_bytes": letter.raw_bytes, "ts": letter.ts,
+        "dlq_partition": dlq_partition, "dlq_offset": dlq_offset,
+    }
+
+
+@dataclass
+class Transaction:
+    cid: str
+    hops: list[dict[str, Any]] = field(default_factory=list)
+    replies: list[dict[str, Any]] = field(default_factory=list)
+    keys: set[tuple[str, str]] = field(default_factory=set)  # (kind, value) it is found by
+
+    def view(self) -> dict[str, Any]:
+        """The transaction with its hops in time order, each with `since_ms`: the time since
+        the first hop (None where a timestamp does not parse)."""
+        hops = sorted(self.hops, key=lambda h: h.get("ts") or "")
+        start = _when(hops[0].get("ts")) if hops else None
+        timed = []
+        for h in hops:
+            at = _when(h.get("ts"))
+            since = None if at is None or start is None else round((at - start).total_seconds() * 1000, 1)
+            timed.append(h | {"since_ms": since})
+        return {"cid": self.cid, "hops": timed, "replies": list(self.replies)}
+
+
+def _when(ts: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(ts) if isinstance(ts, str) and ts else None
+    except ValueError:
+        return None
+
+
+class TransactionIndex:
+    """Bounded LRU of transactions by cid, with lookups by mid, LNO and IMN."""
+
+    KINDS = ("mid", "lno", "imn")
+
+    def __init__(self, capacity: int = TRANSACTIONS) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self.capacity = capacity
+        self._txns: OrderedDict[str, Transaction] = OrderedDict()
+        self._by: dict[tuple[str, str], set[str]] = {}
+
+    def __len__(self) -> int:
+        return len(self._txns)
+
+    def _txn(self, cid: str) -> Transaction:
+        txn = self._txns.get(cid)
+        if txn is None:
+            txn = self._txns[cid] = Transaction(cid)
+            while len(self._txns) > self.capacity:
+                _, old = self._txns.popitem(last=False)
+                for key in old.keys:
+                    cids = self._by.get(key)
+                    if cids is not None:
+                        cids.discard(old.cid)
+                        if not cids:
+                            del self._by[key]
+        else:
+            self._txns.move_to_end(cid)
+        return txn
+
+    def _key(self, txn: Transaction, kind: str, value: str | None) -> None:
+        if value:
+            key = (kind, value.upper())
+            txn.keys.add(key)
+            self._by.setdefault(key, set()).add(txn.cid)
+
+    def add_audit(self, entry: AuditEntry) -> None:
+        if not entry.cid:
+            return
+        txn = self._txn(entry.cid)
+        if len(txn.hops) < HOPS_PER_TRANSACTION:
+            txn.hops.append(msgspec.to_builtins(entry))
+        self._key(txn, "mid", entry.mid)
+        self._key(txn, "lno", entry.lno)
+        self._key(txn, "imn", entry.imn)
+
+    def add_reply(self, reply: Reply) -> None:
+        txn = self._txn(reply.cid)
+        if len(txn.replies) < REPLIES_PER_TRANSACTION:
+            txn.replies.append(reply_summary(reply))
+        self._key(txn, "mid", reply.mid)
+        for leg in reply.legs.values():
+            self._key(txn, "imn", leg.imn)
+        for im in reply.images:
+            self._key(txn, "imn", im.imn)
+            self._key(txn, "lno", im.lno)
+
+    def search(self, query: str) -> list[dict[str, Any]]:
+        """Every remembered transaction whose cid, mid, LNO or IMN is `query` (any case)."""
+        q = query.strip()
+        if not q:
+            return []
+        cids: list[str] = []
+        if q in self._txns:
+            cids.append(q)
+        for kind in self.KINDS:
+            cids += sorted(self._by.get((kind, q.upper()), ()))
+        seen: set[str] = set()
+        out = []
+        for cid in cids:
+            if cid not in seen and cid in self._txns:
+                seen.add(cid)
+                out.append(self._txns[cid].view())
+        return out
+
+
+class Rate:
+    """Replies per second over the last `window` seconds."""
+
+    def __init__(self, clock: Callable[[], float], window: float = RATE_WINDOW_S) -> None:
+        self.clock = clock
+        self.window = window
+        self._times: deque[float] = deque()
+
+    def _prune(self, now: float) -> None:
+        while self._times and self._times[0] <= now - self.window:
+            self._times.popleft()
+
+    def tick(self) -> None:
+        now = self.clock()
+        self._times.append(now)
+        self._prune(now)
+
+    def per_second(self) -> float:
+        self._prune(self.clock())
+        return len(self._times) / self.window
+
+
+class Board:
+    """Everything the page shows, fed one record at a time: counts, rate, the recent
+    replies, the dead letters and the transaction index."""
+
+    def __init__(self, clock: Callable[[], float], *, capacity: int = TRANSACTIONS) -> None:
+        self.counts = Counts()
+        self.firsts = FirstSeen()
+        self.rate = Rate(clock)
+        self.index = TransactionIndex(capacity)
+        self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_REPLIES)
+        self.dead_letters: deque[dict[str, Any]] = deque(maxlen=DEAD_LETTERS)
+
+    def add_reply(self, reply: Reply) -> dict[str, Any]:
+        """Count and remember a reply; return the event to push to the pages."""
+        self.counts.read += 1
+        self.counts.count_shown(reply)
+        self.rate.tick()
+        first = self.firsts.observe(reply)
+        self.index.add_reply(reply)
+        event = reply_event(reply, first)
+        self.recent.append(event)
+        return event
+
+    def add_dead_letter(self, letter: DeadLetter, *, partition: int, offset: int) -> dict[str, Any]:
+        view = dead_letter_view(letter, dlq_partition=partition, dlq_offset=offset)
+        self.dead_letters.append(view)
+        return view
+
+    def stats(self) -> dict[str, Any]:
+        c = self.counts
+        return {
+            "replies": c.shown, "by_status": dict(c.by_status), "supplements": c.supplements,
+            "duplicates": c.duplicates, "unreadable": c.unreadable,
+            "rate_per_s": round(self.rate.per_second(), 3), "dead_letters": len(self.dead_letters),
+            "transactions": len(self.index),
+        }

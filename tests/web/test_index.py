@@ -1,0 +1,79 @@
+"""The web console's memory (switch/web/index.py): pure, no Kafka."""
+
+from __future__ import annotations
+
+import json
+
+from switch.contract.messages import AuditEntry, DeadLetter, ImageRecord, Leg, Reply
+from switch.web.index import Board, Rate, TransactionIndex
+
+JPEG = b"\xff\xd8\xff\xe0" + b"photo-bytes" * 50
+
+
+def audit(cid: str, event: str, ts: str, **kw: str) -> AuditEntry:
+    return AuditEntry(ts=ts, component=kw.pop("component", "router"), event=event, cid=cid, **kw)
+
+
+def qim_reply(cid: str, mid: str, **kw: object) -> Reply:
+    return Reply(mid=mid, cid=cid, mke="QIM", ori="IL0160000", status="COMPLETE",
+                 legs={"LEADS": Leg(status="ACK", imn="X1M0", ms=3.0)},
+                 images=[ImageRecord(system="LEADS", imn="X1M0", imt="M", doi="20250110",
+                                     image=JPEG, lno="X1")],
+                 ts="2025-01-10T00:00:01.000Z", **kw)  # type: ignore[arg-type]
+
+
+def test_search_finds_a_transaction_by_cid_mid_lno_and_imn_with_hop_times() -> None:
+    idx = TransactionIndex()
+    idx.add_audit(audit("c1", "routed", "2025-01-10T00:00:00.250Z", mid="m1", lno="X1"))
+    idx.add_audit(audit("c1", "received", "2025-01-10T00:00:00.000Z", mid="m1", lno="X1"))
+    idx.add_audit(audit("c1", "replied", "2025-01-10T00:00:01.000Z", component="correlator",
+                        mid="m1", imn="X1M0"))
+    idx.add_audit(audit("c2", "received", "2025-01-10T00:00:02.000Z", mid="m2", lno="Y2"))
+    idx.add_reply(qim_reply("c1", "m1"))
+    for q in ("c1", "m1", "x1", "X1M0", " x1m0 "):
+        found = idx.search(q)
+        assert [t["cid"] for t in found] == ["c1"], q
+    t = idx.search("c1")[0]
+    assert [(h["event"], h["since_ms"]) for h in t["hops"]] == [
+        ("received", 0.0), ("routed", 250.0), ("replied", 1000.0)]
+    assert t["replies"][0]["images"][0]["bytes"] == len(JPEG)
+    assert "photo-bytes" not in json.dumps(t)  # the search never carries image bytes
+    assert idx.search("nope") == [] and idx.search("") == []
+
+
+def test_the_oldest_transaction_is_forgotten_with_its_lookups() -> None:
+    idx = TransactionIndex(capacity=2)
+    for i in range(3):
+        idx.add_audit(audit(f"c{i}", "received", "2025-01-10T00:00:00.000Z", mid=f"m{i}", lno=f"L{i}"))
+    assert len(idx) == 2
+    assert idx.search("m0") == [] and idx.search("L0") == [] and idx.search("c0") == []
+    assert idx.search("m2")[0]["cid"] == "c2"
+    assert ("lno", "L0") not in idx._by  # no lookup outlives its transaction
+
+
+def test_rate_counts_the_last_minute_only() -> None:
+    now = [1000.0]
+    rate = Rate(lambda: now[0], window=60.0)
+    for _ in range(30):
+        rate.tick()
+    assert rate.per_second() == 0.5
+    now[0] += 61
+    assert rate.per_second() == 0.0
+
+
+def test_board_links_a_supplement_counts_and_keeps_dead_letters_without_raw() -> None:
+    board = Board(lambda: 0.0)
+    first = board.add_reply(Reply(mid="m1", cid="c1", mke="EIM", ori="IL0160000", status="PENDING"))
+    assert first["first"] is None
+    sup = board.add_reply(Reply(mid="m1", cid="c1", mke="EIM", ori="IL0160000", status="COMPLETE",
+                                supplement=True))
+    assert sup["first"] == {"mid": "m1", "status": "PENDING"}
+    pushed = board.add_reply(qim_reply("c2", "m2"))
+    assert pushed["images"][0]["image"]  # the page's <img> gets the photo, as base64
+    view = board.add_dead_letter(DeadLetter(reason="not JSON", topic="t.requests", partition=1,
+                                            offset=7, key="k", raw=b"secret-raw", raw_bytes=10,
+                                            key_bytes=1), partition=0, offset=3)
+    assert "raw" not in view and view["raw_bytes"] == 10 and view["dlq_offset"] == 3
+    stats = board.stats()
+    assert stats["by_status"] == {"COMPLETE": 2, "PARTIAL": 0, "PENDING": 1, "REJECTED": 0}
+    assert stats["supplements"] == 1 and stats["dead_letters"] == 1 and stats["replies"] == 3
