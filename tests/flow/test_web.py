@@ -98,14 +98,24 @@ async def test_stream_pushes_a_submitted_reply_and_search_finds_its_hops(
         assert stats["by_status"]["COMPLETE"] == 2 and stats["rate_per_s"] > 0
 
 
-async def test_dead_letters_are_listed_with_reasons_and_without_raw_bytes(
-    switch: RunningSwitch, web: WebConsole
+async def test_history_from_before_the_start_and_dead_letters_without_raw_bytes(
+    switch: RunningSwitch,
 ) -> None:
+    """Started after the fact: the audit scan finds the hops, --from-beginning the reply, and
+    the dead letter is listed with its reason, position and sizes but not its bytes."""
     junk = b"\xff\xfe not json at all " + uuid.uuid4().hex.encode()
     await switch.client.send(junk, key="junk-key")
+    rec = switch.record("SOR", 3)
+    mid = new_mid("before")
+    reply = await switch.client.request({"mke": "EIM", "mid": mid, "ori": rec.ori, "lno": rec.lno,
+                                         "imt": "M", "doi": "20250110", "image": b64(photo())})
+    assert reply.status == "COMPLETE"
     loop = asyncio.get_running_loop()
-    give_up = loop.time() + 30
-    async with aiohttp.ClientSession() as http:
+    async with (WebConsole(switch.settings, WebOptions(port=0, from_beginning=True)) as web,
+                aiohttp.ClientSession() as http):
+        txn = await search_until(http, web.url, mid, reply.cid, timeout=5)  # nothing new comes
+        assert [r["mid"] for r in txn["replies"]] == [mid]
+        give_up = loop.time() + 30
         while True:
             async with http.get(f"{web.url}api/deadletters") as resp:
                 text = await resp.text()
