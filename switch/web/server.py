@@ -218,7 +218,7 @@ class WebConsole:
                 await resp.write(sse("reply", event))
             async for chunk in self._chunks(sub):
                 await resp.write(chunk)
-        except (ConnectionResetError, asyncio.CancelledError):
+        except ConnectionResetError:  # the page went away
             pass
         finally:
             self.hub.subscribers.discard(sub)

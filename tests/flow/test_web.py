@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+import signal
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,6 +17,7 @@ import aiohttp
 import pytest
 
 from switch.client import new_mid
+from switch.settings import Settings
 from switch.web.server import WebConsole, WebOptions
 from tests.flow.conftest import RunningSwitch, b64, photo
 
@@ -130,3 +135,27 @@ async def test_history_from_before_the_start_and_dead_letters_without_raw_bytes(
     assert d["raw_bytes"] == len(junk) and d["key_bytes"] == len("junk-key")
     assert "raw" not in d
     assert junk[2:].decode() not in text and b64(junk) not in text  # no raw bytes reach the page
+
+
+async def test_switch_web_prints_its_local_address_serves_the_page_and_stops_on_ctrl_c(
+    kafka_settings: Settings,
+) -> None:
+    env = dict(os.environ, SWITCH_HOME=str(kafka_settings.home),
+               KAFKA_BOOTSTRAP_SERVERS=kafka_settings.kafka.bootstrap_servers,
+               SWITCH_TOPIC_PREFIX=kafka_settings.topics.prefix)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "switch.cli.main", "web", "--port", "0",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        url = re.search(r"http://127\.0\.0\.1:\d+/", line)
+        assert url, line
+        async with aiohttp.ClientSession() as http, http.get(url.group()) as resp:
+            assert resp.status == 200 and "EventSource" in await resp.text()
+        proc.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(proc.wait(), 20) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
