@@ -14,10 +14,10 @@ $(BIN)/.installed: pyproject.toml $(ASYNCAPI)/package-lock.json
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
 	# The reference AsyncAPI parser, which the tests use to validate schemas/asyncapi.json.
-	npm ci --prefix $(ASYNCAPI) --no-audit --no-fund --loglevel=error
+	npm ci --prefix $(ASYNCAPI) --ignore-scripts --no-audit --no-fund --loglevel=error
 	# The system's Chromium, which the web console's browser tests drive through Playwright
 	# (Playwright's own browser download is not used).
-	command -v chromium >/dev/null || apt-get install -y -q chromium
+	command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; }
 	touch $@
 
 install: $(BIN)/.installed
