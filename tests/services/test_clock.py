@@ -127,6 +127,7 @@ async def test_on_a_create_time_topic_a_late_query_is_answered_not_dropped(
             ConfigResourceType.TOPIC, topic, configs={"message.timestamp.type": "CreateTime"})])
     finally:
         await admin.close()
+    await _until_stamped_create_time(s, topic, SOR_LNO.encode())
     seed(s, RECORDS)
     values: list[bytes] = []
     async with (
@@ -198,3 +199,20 @@ async def _until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
     while not condition():
         assert loop.time() < deadline, "condition not met in time"
         await asyncio.sleep(0.05)
+
+
+async def _until_stamped_create_time(s: Settings, topic: str, key: bytes) -> None:
+    """A topic config change reaches the partitions a moment after the admin call returns:
+    probe until a record comes back stamped CreateTime, or the queries below could still be
+    stamped with the broker's time (and rightly dropped). The probes are not leg requests:
+    the service skips them as unreadable."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 20
+    async with producer(s) as p, reader(s, topic) as r:
+        while loop.time() < deadline:
+            stamp = int(time.time() * 1000) - 3_600_000  # an hour back: unmistakable
+            await (await p.send(topic, key=key, value=b"probe", timestamp_ms=stamp))
+            batch = await r.getmany(timeout_ms=1000)
+            if any(rec.timestamp == stamp for recs in batch.values() for rec in recs):
+                return
+        raise AssertionError(f"{topic} still stamps LogAppendTime after 20 s")
