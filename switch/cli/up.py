@@ -9,7 +9,7 @@ import sys
 import time
 
 from switch.cli.app import COMPONENTS, install_stop_handlers, prepare, run_components
-from switch.cli.common import settings_from_args
+from switch.cli.common import add_metrics_port, settings_from_args
 from switch.errors import ConfigError
 from switch.kafka.localbroker import LocalBroker
 from switch.logs import configure
@@ -35,6 +35,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                    help="run N routers and N correlators (and one LEADS, one NCIC) as separate "
                    "child processes, restarted when they die, their log lines on stderr "
                    "prefixed [component.instance]; default: everything in this one process")
+    add_metrics_port(p, "; one port for all four components in one process, with "
+                     "--instances N one for each child: PORT + its index (LEADS PORT, NCIC "
+                     "PORT+1, correlator i PORT+2+2i, router i PORT+3+2i)")
     p.set_defaults(func=run)
 
 
@@ -49,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
         started_here = broker.status() is None
         state = broker.start()
         settings = Settings.from_env(home=settings.home, bootstrap_servers=state.bootstrap,
-                                     topic_prefix=settings.topics.prefix)
+                                     topic_prefix=settings.topics.prefix,
+                                     metrics_port=settings.metrics_port or 0)
         if not started_here:
             broker = None  # someone else's: leave it running
     try:
