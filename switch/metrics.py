@@ -17,8 +17,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 from prometheus_client.exposition import start_http_server
+
+# No `*_created` series beside each counter: they double what is scraped and say only when
+# the process started counting, which `process_start_time_seconds`-style targets show anyway.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 DEFAULT_HOST = "127.0.0.1"
 LAG_EVERY_S = 1.0  # how often a component refreshes the lag of its assigned partitions

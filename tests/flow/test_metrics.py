@@ -140,6 +140,11 @@ async def test_counters_move_by_exactly_what_was_sent(switch: RunningSwitch) -> 
                        frozenset({"component": component, "topic": topic, "partition": str(p)}.items()))
                 assert key in after, key
                 assert after[key] >= 0
+        # ... and, everything answered, each settles to 0 (the lag of a partition behind is
+        # tested in tests/kafka/test_metrics_lag.py)
+        lags = await until(url, lambda s: not any(v for (n, _), v in s.items()
+                                                  if n == "switch_consumer_lag"), timeout=10)
+        assert {v for (n, _), v in lags.items() if n == "switch_consumer_lag"} == {0.0}
 
         # low cardinality: nothing of a transaction is a label
         for r in replies:
