@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from switch.cli.common import settings_from_args
+from switch.cli.main import build_parser
+from switch.cli.up import metrics_note
 from switch.correlator.pending import Counters
 from switch.errors import ConfigError
 from switch.metrics import (
@@ -121,3 +124,24 @@ def test_each_child_of_switch_up_instances_gets_base_plus_its_index() -> None:
                      "correlator.1": 9468, "router.1": 9469}
     off = child_envs(_settings(), specs, base={"SWITCH_METRICS_PORT": "9464"})
     assert {e["SWITCH_METRICS_PORT"] for e in off} == {"0"}  # off for the parent: off for all
+
+
+@pytest.mark.parametrize("command", [["run", "router"], ["up"]])
+def test_the_metrics_port_flag_wins_over_the_environment(
+    command: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    monkeypatch.setenv("SWITCH_METRICS_PORT", "9464")
+    args = build_parser().parse_args([*command, "--home", "/tmp/x", "--metrics-port", "9500"])
+    assert settings_from_args(args).metrics_port == 9500
+    args = build_parser().parse_args([*command, "--home", "/tmp/x"])
+    assert settings_from_args(args).metrics_port == 9464
+    args = build_parser().parse_args([*command, "--home", "/tmp/x", "--metrics-port", "0"])
+    assert settings_from_args(args).metrics_port is None
+
+
+def test_the_ready_line_says_where_the_metrics_are() -> None:
+    assert metrics_note(_settings(), None) == ""
+    on = _settings(SWITCH_METRICS_PORT="9464")
+    assert metrics_note(on, None) == "metrics on http://127.0.0.1:9464/metrics; "
+    assert "to 9469" in metrics_note(on, 2)  # 6 children: 9464..9469

@@ -74,9 +74,20 @@ async def _up(settings: Settings, seed_count: int, seed: int, instances: int | N
         print(f"switch up: ready in {time.monotonic() - t0:.1f} s on "
               f"{settings.kafka.bootstrap_servers}; requests to {settings.topics.requests}, "
               f"replies on {settings.topics.replies}; records in {settings.home / 'records.jsonl'}; "
-              "Ctrl-C to stop", file=sys.stderr, flush=True)
+              + metrics_note(settings, instances) + "Ctrl-C to stop", file=sys.stderr, flush=True)
 
     if instances is None:
         await run_components(settings, COMPONENTS, stop, on_ready=ready)
     else:
         await supervise_children(settings, instances, stop, on_ready=ready)
+
+
+def metrics_note(settings: Settings, instances: int | None) -> str:
+    """Where the metrics are, for the ready line ('' when off)."""
+    if not settings.metrics_port:
+        return ""
+    url = f"http://{settings.metrics_host}:{settings.metrics_port}/metrics"
+    if instances is None:
+        return f"metrics on {url}; "
+    last = settings.metrics_port + 2 * instances + 1
+    return f"metrics on {url} and the next ports to {last}, one a child; "
