@@ -67,6 +67,7 @@ from switch.kafka.audit import audit_entry, audit_record
 from switch.kafka.brokerclock import BrokerClock
 from switch.kafka.clients import make_consumer, make_producer
 from switch.logs import get_logger
+from switch.metrics import LagReporter, Metrics
 from switch.settings import Settings
 
 MAX_RECORDS = 500  # per getmany: one SQLite transaction and one commit per batch
@@ -92,6 +93,7 @@ async def run_service(
     controls: Controls | None = None,
     ready: asyncio.Event | None = None,
     wall: Callable[[], float] = time.time,
+    metrics: Metrics | None = None,
 ) -> None:
     """Serve `system`'s leg requests until `stop` is set (or the task is cancelled).
 
@@ -100,7 +102,7 @@ async def run_service(
     set once the service consumes requests (for LEADS: after the directory is out);
     `wall` is this host's wall clock (a test gives a skewed one).
     """
-    service = Service(settings, system, controls=controls, wall=wall)
+    service = Service(settings, system, controls=controls, wall=wall, metrics=metrics)
     await service.run(stop=stop or asyncio.Event(), control=control, ready=ready)
 
 
@@ -114,8 +116,10 @@ class Service:
         *,
         controls: Controls | None = None,
         wall: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ):
         self.settings = settings
+        self.metrics = metrics or Metrics()
         # This host's wall clock: for local facts only (dates of entries, `answered`,
         # pruning). Deadlines count on the broker's clock (see deadline.py).
         self.wall = wall
@@ -124,6 +128,7 @@ class Service:
         if self.system not in ("LEADS", "NCIC"):
             raise ValueError(f"unknown system {system!r}: LEADS or NCIC")
         self.component = self.system.lower()
+        self._lag = LagReporter(self.metrics, self.component)
         self.controls = controls or Controls(self.system)
         self.log = get_logger(self.component)
         self.topics = settings.topics
@@ -313,6 +318,7 @@ class Service:
                 self.log.info("up again: applying the requests that waited")
             try:
                 batch = await consumer.getmany(timeout_ms=POLL_MS, max_records=MAX_RECORDS)
+                await self._lag.update(consumer)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -510,6 +516,7 @@ class Service:
             delay = 0.0
         self.answered += 1
         a = applied.answer
+        self.metrics.answers.labels(self.system, a.leg.status).inc()
         self.log.debug(
             "answered",
             status=a.leg.status,

@@ -177,6 +177,9 @@ class Settings:
     # How long the broker lets a transaction stay open before aborting it: how long the
     # partitions of an instance killed mid-transaction wait before another can restore them.
     transaction_timeout_s: float = 60.0
+    # Prometheus metrics on http://metrics_host:metrics_port/metrics; None: not served.
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
 
     @property
     def reply_prefix(self) -> str:
@@ -196,6 +199,7 @@ class Settings:
         home: str | Path | None = None,
         bootstrap_servers: str | None = None,
         topic_prefix: str | None = None,
+        metrics_port: int | None = None,
     ) -> Settings:
         """Build and validate settings. Flags (keyword arguments) win over the environment."""
         env = os.environ if env is None else env
@@ -240,6 +244,10 @@ class Settings:
             max_request_bytes=_int(env, "SWITCH_MAX_REQUEST_BYTES", 2 * 1024 * 1024),
             log_level=env.get("SWITCH_LOG_LEVEL", "INFO").upper(),
             transaction_timeout_s=_float(env, "SWITCH_TRANSACTION_TIMEOUT_S", 60.0),
+            # 0 or unset: off (see README, "Metrics").
+            metrics_port=(metrics_port if metrics_port is not None
+                          else _int(env, "SWITCH_METRICS_PORT", 0)) or None,
+            metrics_host=env.get("SWITCH_METRICS_HOST") or "127.0.0.1",
         )
         settings.validate()
         return settings
@@ -274,6 +282,8 @@ class Settings:
             # The shared IMN is `I` + the requests partition as one digit + that
             # partition's 8-digit sequence (switch/router/imns.py).
             raise ConfigError(f"SWITCH_PARTITIONS={self.topics.partitions}: between 1 and 10")
+        if self.metrics_port is not None and not 1 <= self.metrics_port <= 65535:
+            raise ConfigError(f"SWITCH_METRICS_PORT={self.metrics_port}: 0 (off) or 1-65535")
         if self.deadline_s <= 0:
             raise ConfigError(f"SWITCH_DEADLINE_S={self.deadline_s}: must be positive")
         if self.max_request_bytes < 1024:

@@ -6,7 +6,10 @@ the same instance id, so the new process fences its predecessor's transactions),
 them all on Ctrl-C or SIGTERM (SIGTERM, then SIGKILL after a grace period), and leaves no
 orphan: each child is also asked by the kernel to die with its parent
 (PR_SET_PDEATHSIG), so even a `kill -9` of `switch up` takes them down. The children's
-log lines go to stderr prefixed with `[name.instance]`.
+log lines go to stderr prefixed with `[name.instance]`. With metrics on
+(SWITCH_METRICS_PORT=base), each child serves its own on base + its index in
+`child_specs` (LEADS base, NCIC base+1, then correlator i base+2+2i, router i base+3+2i);
+the parent serves none.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from switch.logs import get_logger
+from switch.metrics import instance_port
 from switch.settings import Settings
 
 GRACE_S = 20.0  # after SIGTERM, before SIGKILL
@@ -63,7 +67,22 @@ def child_env(settings: Settings, base: dict[str, str] | None = None) -> dict[st
         SWITCH_TOPIC_PREFIX=settings.topics.prefix,
     )
     env.pop("SWITCH_INSTANCE", None)  # each child is told its own
+    if settings.metrics_port:
+        env["SWITCH_METRICS_HOST"] = settings.metrics_host
     return env
+
+
+def child_envs(settings: Settings, specs: list[ChildSpec],
+               base: dict[str, str] | None = None) -> list[dict[str, str]]:
+    """Each child's environment: the common one, and its own metrics port (base + index)."""
+    common = child_env(settings, base)
+    envs = []
+    for i, _spec in enumerate(specs):
+        env = dict(common)
+        port = instance_port(settings.metrics_port, i)
+        env["SWITCH_METRICS_PORT"] = str(port or 0)
+        envs.append(env)
+    return envs
 
 
 def _die_with_parent() -> None:  # runs in the child, between fork and exec
@@ -105,10 +124,11 @@ async def supervise_children(
     children: list[Child] | None = None,
 ) -> None:
     """Run the children until `stop`. `children`, if given, is filled with them."""
-    env = child_env(settings)
+    specs = child_specs(instances)
     if children is None:
         children = []
-    children.extend(Child(spec, env) for spec in child_specs(instances))
+    children.extend(Child(spec, env) for spec, env in zip(specs, child_envs(settings, specs),
+                                                           strict=True))
     tasks = [asyncio.create_task(_keep(c, stop)) for c in children]
     waiter = asyncio.create_task(_all_ready(children, stop, on_ready))
     try:

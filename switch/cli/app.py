@@ -17,8 +17,10 @@ from typing import Any
 from services.loop import run_service
 from services.seeding import seed_stores, stores_empty
 from switch.correlator.loop import Correlator
+from switch.errors import ConfigError
 from switch.kafka.topics import ensure_topics
 from switch.logs import get_logger
+from switch.metrics import Metrics, serve
 from switch.router.loop import Router
 from switch.settings import Settings
 
@@ -28,19 +30,20 @@ log = get_logger("app")
 
 
 def component_runner(
-    name: str, settings: Settings, ready: asyncio.Event, instance: str = "0"
+    name: str, settings: Settings, ready: asyncio.Event, instance: str = "0",
+    metrics: Metrics | None = None,
 ) -> Callable[[asyncio.Event], Awaitable[None]]:
     """A coroutine function running component `name` once until `stop` is set."""
     if name in ("leads", "ncic"):
         async def run_svc(stop: asyncio.Event) -> None:
-            await run_service(settings, name.upper(), stop=stop, ready=ready)
+            await run_service(settings, name.upper(), stop=stop, ready=ready, metrics=metrics)
         return run_svc
     stages: dict[str, type[Router] | type[Correlator]] = {"router": Router, "correlator": Correlator}
     if name in stages:
         stage = stages[name]
 
         async def run_stage(stop: asyncio.Event) -> None:
-            component = stage(settings, instance=instance)
+            component = stage(settings, instance=instance, metrics=metrics)
             task = asyncio.create_task(component.run(stop))
             await _signal_when(component.wait_ready(), ready, task)
             await task
@@ -59,12 +62,12 @@ async def _signal_when(waiter: Awaitable[Any], ready: asyncio.Event, task: async
 
 async def supervise(
     name: str, settings: Settings, stop: asyncio.Event, ready: asyncio.Event,
-    instance: str = "0",
+    instance: str = "0", metrics: Metrics | None = None,
 ) -> None:
     """Run a component until `stop`, restarting it after a failure."""
     failures = 0
     while not stop.is_set():
-        runner = component_runner(name, settings, ready, instance)
+        runner = component_runner(name, settings, ready, instance, metrics)
         started = time.monotonic()
         try:
             await runner(stop)
@@ -104,15 +107,27 @@ async def run_components(
     *,
     on_ready: Callable[[], None] | None = None,
     instance: str = "0",
+    metrics: Metrics | None = None,
 ) -> None:
     """Run the named components until `stop`. LEADS comes up first: it publishes the record
-    directory the router needs."""
+    directory the router needs. They all count into `metrics` (one registry for the
+    process; a fresh, unserved one when not given)."""
+    metrics = metrics or Metrics()
+    server = None
+    if settings.metrics_port:
+        try:
+            server = serve(metrics, settings.metrics_port, settings.metrics_host)
+        except OSError as exc:
+            raise ConfigError(f"SWITCH_METRICS_PORT={settings.metrics_port}: cannot serve "
+                              f"metrics on {settings.metrics_host}: {exc.strerror}") from None
+        log.info("metrics served", url=f"http://{settings.metrics_host}:{settings.metrics_port}/metrics")
     tasks: list[asyncio.Task[None]] = []
     readies: dict[str, asyncio.Event] = {}
     try:
         for name in sorted(names, key=lambda n: 0 if n == "leads" else 1):
             readies[name] = asyncio.Event()
-            tasks.append(asyncio.create_task(supervise(name, settings, stop, readies[name], instance),
+            tasks.append(asyncio.create_task(supervise(name, settings, stop, readies[name], instance,
+                                                       metrics),
                                              name=name))
             if name == "leads":
                 await _wait_any(readies[name].wait(), stop.wait())
@@ -122,6 +137,9 @@ async def run_components(
         await asyncio.gather(*tasks)
     finally:
         stop.set()
+        if server is not None:
+            server.shutdown()
+            server.server_close()
         for t in tasks:
             if not t.done():
                 try:

@@ -17,7 +17,15 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         home=getattr(args, "home", None),
         bootstrap_servers=getattr(args, "bootstrap_servers", None),
         topic_prefix=getattr(args, "topic_prefix", None),
+        metrics_port=getattr(args, "metrics_port", None),
     )
+
+
+def add_metrics_port(p: argparse.ArgumentParser, extra: str = "") -> None:
+    p.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                   help="serve Prometheus metrics on http://127.0.0.1:PORT/metrics (host: "
+                   "SWITCH_METRICS_HOST); default SWITCH_METRICS_PORT; 0: off, the default"
+                   + extra)
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:

@@ -8,7 +8,7 @@ import os
 from collections.abc import Mapping
 
 from switch.cli.app import COMPONENTS, install_stop_handlers, prepare, run_components
-from switch.cli.common import settings_from_args
+from switch.cli.common import add_metrics_port, settings_from_args
 from switch.errors import ConfigError
 from switch.kafka.topics import ensure_topics
 from switch.logs import configure
@@ -30,6 +30,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                    "default: SWITCH_INSTANCE, else 0). It names the transactional id and the "
                    "local cache files: a restart with the same id fences its predecessor; "
                    "each running instance needs its own")
+    add_metrics_port(p)
     p.set_defaults(func=run)
 
 

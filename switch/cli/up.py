@@ -9,7 +9,7 @@ import sys
 import time
 
 from switch.cli.app import COMPONENTS, install_stop_handlers, prepare, run_components
-from switch.cli.common import settings_from_args
+from switch.cli.common import add_metrics_port, settings_from_args
 from switch.errors import ConfigError
 from switch.kafka.localbroker import LocalBroker
 from switch.logs import configure
@@ -35,6 +35,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                    help="run N routers and N correlators (and one LEADS, one NCIC) as separate "
                    "child processes, restarted when they die, their log lines on stderr "
                    "prefixed [component.instance]; default: everything in this one process")
+    add_metrics_port(p, "; one port for all four components in one process, with "
+                     "--instances N one for each child: PORT + its index (LEADS PORT, NCIC "
+                     "PORT+1, correlator i PORT+2+2i, router i PORT+3+2i)")
     p.set_defaults(func=run)
 
 
@@ -49,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
         started_here = broker.status() is None
         state = broker.start()
         settings = Settings.from_env(home=settings.home, bootstrap_servers=state.bootstrap,
-                                     topic_prefix=settings.topics.prefix)
+                                     topic_prefix=settings.topics.prefix,
+                                     metrics_port=settings.metrics_port or 0)
         if not started_here:
             broker = None  # someone else's: leave it running
     try:
@@ -70,9 +74,20 @@ async def _up(settings: Settings, seed_count: int, seed: int, instances: int | N
         print(f"switch up: ready in {time.monotonic() - t0:.1f} s on "
               f"{settings.kafka.bootstrap_servers}; requests to {settings.topics.requests}, "
               f"replies on {settings.topics.replies}; records in {settings.home / 'records.jsonl'}; "
-              "Ctrl-C to stop", file=sys.stderr, flush=True)
+              + metrics_note(settings, instances) + "Ctrl-C to stop", file=sys.stderr, flush=True)
 
     if instances is None:
         await run_components(settings, COMPONENTS, stop, on_ready=ready)
     else:
         await supervise_children(settings, instances, stop, on_ready=ready)
+
+
+def metrics_note(settings: Settings, instances: int | None) -> str:
+    """Where the metrics are, for the ready line ('' when off)."""
+    if not settings.metrics_port:
+        return ""
+    url = f"http://{settings.metrics_host}:{settings.metrics_port}/metrics"
+    if instances is None:
+        return f"metrics on {url}; "
+    last = settings.metrics_port + 2 * instances + 1
+    return f"metrics on {url} and the next ports to {last}, one a child; "

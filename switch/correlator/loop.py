@@ -49,6 +49,7 @@ from switch.kafka.clients import make_consumer, make_producer, rewind_dropped
 from switch.kafka.readall import read_to_end
 from switch.kafka.txloop import Failure, Out, Step, commit_step
 from switch.logs import get_logger
+from switch.metrics import LagReporter, Metrics, counter_deltas, counter_values, label, reply_kind
 from switch.router.partitioning import validate_instance
 from switch.settings import Settings
 
@@ -89,9 +90,12 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
 class Correlator:
     def __init__(
-        self, settings: Settings, *, instance: str = "0", clock: BrokerClock | None = None
+        self, settings: Settings, *, instance: str = "0", clock: BrokerClock | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics or Metrics()
+        self._lag = LagReporter(self.metrics, COMPONENT)
         self.group_id = f"{settings.topics.prefix}.correlator"
         self.transactional_id = f"{settings.topics.prefix}.correlator.{validate_instance(instance)}"
         self.clock = clock or BrokerClock()
@@ -109,6 +113,10 @@ class Correlator:
         self.step_lock = asyncio.Lock()  # held by a step; a revoke waits for it
         self.generation = 0  # assignments so far: a batch fetched before one is dropped
         self.restored_at: dict[TopicPartition, int] = {}  # where the last restore started
+        # The pending table's counters as last exported: a restore's silent replay moves
+        # them too, and is not counted again.
+        self._exported = counter_values(self.table.counters)
+        self._replaced: dict[int, Emit] = {}  # emits replaced by `_undelivered` in this step
 
     async def wait_ready(self) -> None:
         await self._ready.wait()
@@ -126,6 +134,7 @@ class Correlator:
                 generation = self.generation
                 batch = await self.consumer.getmany(timeout_ms=TICK_MS, max_records=500)
                 await self.restored.wait()
+                await self._lag.update(self.consumer)
                 if generation != self.generation:  # fetched across a rebalance
                     rewind_dropped(self.consumer, batch, self.restored_at)
                     continue
@@ -162,9 +171,11 @@ class Correlator:
         if time.monotonic() - last_sweep > SWEEP_EVERY_S:
             last_sweep = time.monotonic()
             changes += self._sweep(step, now)
+        self._replaced = {}
         landed = await commit_step(producer, self.group_id, step,
                                    fallback=functools.partial(self._undelivered, emits))
         self._stored(step, landed, changes)
+        self._export(emits)
         self._flush_events()
         if time.monotonic() - last_stats > STATS_EVERY_S:
             last_stats = time.monotonic()
@@ -271,6 +282,8 @@ class Correlator:
             else:
                 self.checkpoints.pop(p, None)
         self.last_restore = {"changelog": changelog, "responses": replayed}
+        self._sync_counters(export=False)  # the replay's counts were exported before
+        self.metrics.pending.set(self.table.open_count)
         self.log.info("restored", partitions=parts, committed=committed, checkpoints=start,
                       changelog_records=changelog, responses_replayed=replayed,
                       open=self.table.open_count, seconds=round(time.monotonic() - t0, 2))
@@ -336,10 +349,34 @@ class Correlator:
         moved = e.topic is not None and failure.topic == e.topic
         reply = undelivered_reply(e.reply, failure.reason, moved_to=t.replies if moved else None)
         step = Step()
-        self._stage(step, [Emit(reply, None if moved else e.topic, e.cid)])
+        self._replaced[origin] = Emit(reply, None if moved else e.topic, e.cid)
+        self._stage(step, [self._replaced[origin]])
         self.log.warning("reply not deliverable; sent without images", cid=e.cid,
                          reason=failure.reason)
         return step.outputs
+
+    def _export(self, emits: list[Emit]) -> None:
+        """After the commit: the replies sent, and what the pending table counted."""
+        m = self.metrics
+        for i, e in enumerate(emits):
+            r = self._replaced.get(i, e).reply
+            kind = reply_kind(r.supplement, r.duplicate)
+            m.replies.labels(label(r.mke), r.status, kind).inc()
+            if kind == "first":
+                for system, leg in r.legs.items():
+                    if leg.ms is not None:
+                        m.leg_latency.labels(system).observe(leg.ms / 1000.0)
+        self._replaced = {}
+        self._sync_counters()
+        m.pending.set(self.table.open_count)
+
+    def _sync_counters(self, *, export: bool = True) -> None:
+        now = counter_values(self.table.counters)
+        if export:
+            for field, n in counter_deltas(self._exported, now).items():
+                if n:
+                    self.metrics.pending_events[field].inc(n)
+        self._exported = now
 
     def _stage_changelog(self, step: Step) -> list[tuple[int, str, bytes | None]]:
         """What changed in this step, and each partition's new checkpoint, to the changelog

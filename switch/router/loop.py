@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 import structlog
@@ -44,6 +45,7 @@ from switch.kafka.clients import make_consumer, make_producer, rewind_dropped, t
 from switch.kafka.readall import read_to_end
 from switch.kafka.txloop import Failure, Out, Step, commit_step
 from switch.logs import get_logger
+from switch.metrics import LagReporter, Metrics, label
 from switch.router.dedupe import (
     MARK_PREFIX,
     MidMemory,
@@ -81,9 +83,16 @@ class _Decoded:
 
 class Router:
     def __init__(
-        self, settings: Settings, *, instance: str = "0", wall: Callable[[], float] = time.time
+        self, settings: Settings, *, instance: str = "0", wall: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics or Metrics()
+        self._lag = LagReporter(self.metrics, COMPONENT)
+        # Counts of the batch under way, by the input that caused them: applied once its
+        # transaction commits, without those of an input whose outputs were replaced.
+        self._counted: list[tuple[int | None, Any]] = []
+        self._origin: int | None = None
         # This host's wall clock (a test gives a skewed one). It stamps `created` and the
         # informational `deadline`; the deadline that counts is `timeout_s` from the
         # broker's append time (switch/kafka/brokerclock.py).
@@ -142,6 +151,7 @@ class Router:
                 generation = self.generation
                 batch = await consumer.getmany(timeout_ms=100, max_records=200)
                 await self.restored.wait()
+                await self._lag.update(consumer)
                 async with self._batch_lock:
                     if generation != self.generation:  # fetched across a rebalance
                         rewind_dropped(consumer, batch, self.restored_at)
@@ -317,11 +327,14 @@ class Router:
         step = Step()
         staged: dict[str, MidRecord] = {}
         self._imn_batch = self.imns.batch()
+        self._counted = []
         for i, d in enumerate(decoded):
             structlog.contextvars.clear_contextvars()
+            self._origin = i
             with step.caused_by(i):
                 self._process(d, step, staged)
             step.consumed(d.rec)
+        self._origin = None
         # In the batch's transaction, caused by no one input: kept whatever is refused (a
         # number given to a refused EIM is skipped, never used again).
         for key, state in self._imn_batch.records():
@@ -333,9 +346,13 @@ class Router:
                       partition=tp.partition)
 
         def fallback(origin: int, failure: Failure) -> list[Out]:
+            self._counted = [(o, c) for o, c in self._counted if o != origin]
             return self._undeliverable(decoded[origin], failure, staged)
 
         landed = await commit_step(producer, self.group_id, step, fallback=fallback)
+        for _, child in self._counted:
+            child.inc()
+        self._counted = []
         self._imn_batch.commit()
         seen: dict[int, int] = {}
         for out, meta in zip(step.outputs, landed, strict=True):
@@ -388,10 +405,13 @@ class Router:
         data = getattr(req, "image", None) if isinstance(req, EnterImage | ModifyImage) else None
         if not data:
             return
+        t0 = time.perf_counter()
         try:
             d.image = await self.pool.normalise(data)
         except ImageRejected as exc:
             d.image_error = exc
+        self.metrics.image_sizing.labels("ok" if d.image_error is None else "rejected").observe(
+            time.perf_counter() - t0)
 
     def _process(self, d: _Decoded, step: Step, staged: dict[str, MidRecord]) -> None:
         t = self.settings.topics
@@ -493,6 +513,7 @@ class Router:
                     detail="legs " + ",".join(decision.expected)
                     + "".join(f"; {s} {why}" for s, why in decision.skipped.items()))
         self.counts["routed"] += 1
+        self._count(self.metrics.routed.labels(_mke(req)))
         self.log.debug("routed", legs=decision.expected)
 
     def _reject(
@@ -508,6 +529,7 @@ class Router:
             outcome="REJECTED", detail="; ".join(f"{e.field} {e.code}" for e in errors),
         ))
         self.counts["rejected"] += 1
+        self._count(self.metrics.rejects.labels(label(mke), errors[0].code if errors else "unknown"))
         self.log.info("rejected", reason=why, codes=[e.code for e in errors])
 
     def _dead_letter(
@@ -526,6 +548,7 @@ class Router:
                 COMPONENT, "dead_lettered", cid=cid, outcome="DEAD_LETTER", detail=err.reason,
             ))
         self.counts["dead_lettered"] += 1
+        self._count(self.metrics.dead_letters.labels("unreadable"))
         self.log.info("dead-lettered", reason=err.reason, partition=rec.partition, offset=rec.offset)
 
     def _undeliverable(self, d: _Decoded, failure: Failure, staged: dict[str, MidRecord]) -> list[Out]:
@@ -552,9 +575,13 @@ class Router:
             step.audit(self.settings.topics.audit, audit_entry(
                 COMPONENT, "dead_lettered", cid=cid, outcome="DEAD_LETTER", detail=failure.reason))
         self.counts["dead_lettered"] += 1
+        self._count(self.metrics.dead_letters.labels("undeliverable"))
         self.log.warning("dead-lettered: its outputs could not be written", reason=failure.reason,
                          partition=rec.partition, offset=rec.offset)
         return step.outputs
+
+    def _count(self, child: Any) -> None:
+        self._counted.append((self._origin, child))
 
     def _audit(self, step: Step, event: str, cid: str, req: AnyRequest, **fields: str | None) -> None:
         entry = audit_entry(

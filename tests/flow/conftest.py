@@ -15,6 +15,7 @@ from services.seeding import seed_stores
 from switch.cli.app import COMPONENTS, run_components
 from switch.client import SwitchClient
 from switch.contract.internal import RecordEntry
+from switch.metrics import Metrics
 from switch.settings import Settings
 
 
@@ -38,6 +39,7 @@ class RunningSwitch:
     settings: Settings
     records: list[RecordEntry]
     client: SwitchClient
+    metrics: Metrics  # every component's, in one registry (not served unless a test does)
 
     def record(self, rtype: str, index: int = 0) -> RecordEntry:
         return [r for r in self.records if r.rtype == rtype][index]
@@ -49,7 +51,9 @@ async def switch(kafka_settings: Settings) -> AsyncIterator[RunningSwitch]:
     records = seed_stores(settings, 60, 7)
     stop = asyncio.Event()
     ready = asyncio.Event()
-    task = asyncio.create_task(run_components(settings, COMPONENTS, stop, on_ready=ready.set))
+    metrics = Metrics()
+    task = asyncio.create_task(run_components(settings, COMPONENTS, stop, on_ready=ready.set,
+                                              metrics=metrics))
     waiter = asyncio.create_task(ready.wait())
     done, _ = await asyncio.wait({task, waiter}, timeout=90, return_when=asyncio.FIRST_COMPLETED)
     if waiter not in done:
@@ -59,7 +63,7 @@ async def switch(kafka_settings: Settings) -> AsyncIterator[RunningSwitch]:
         raise RuntimeError("switch did not become ready in 90 s")
     try:
         async with SwitchClient(settings) as client:
-            yield RunningSwitch(settings, records, client)
+            yield RunningSwitch(settings, records, client, metrics)
     finally:
         stop.set()
         await asyncio.wait_for(task, 60)

@@ -88,6 +88,11 @@ async def test_a_reject_that_its_reply_to_refuses_becomes_a_dead_letter_and_one_
     assert replies[0].errors[0].code == "BAD_REPLY_TO"
     assert f"NOT DELIVERED TO {tiny}: TOO LARGE" in replies[0].text
     assert len(letters) == 1 and letters[0].reason.startswith(f"NOT DELIVERED TO {tiny}")
+    # Counted as what was sent: the replacement, never the reject that was not written.
+    value = switch.metrics.registry.get_sample_value
+    assert value("switch_rejects_total", {"mke": "EIM", "code": "BAD_REPLY_TO"}) == 1
+    assert not value("switch_rejects_total", {"mke": "EIM", "code": "NOT_ON_FILE"})
+    assert value("switch_dead_letters_total", {"cause": "undeliverable"}) == 1
 
 
 async def test_a_reply_its_reply_to_cannot_hold_still_answers_once(switch: RunningSwitch) -> None:
@@ -116,6 +121,8 @@ async def test_a_reply_its_reply_to_cannot_hold_still_answers_once(switch: Runni
     assert reply.legs["LEADS"].status == "ACK"
     assert f"NOT DELIVERED TO {small}: TOO LARGE" in reply.text
     assert f"SENT WITHOUT IMAGES TO {s.topics.replies} (2 IMAGES NOT SENT)" in reply.text
+    value = switch.metrics.registry.get_sample_value
+    assert value("switch_replies_total", {"mke": "QIM", "status": "COMPLETE", "kind": "first"}) == 1
 
 
 async def test_a_broken_eim_leaks_no_photo_into_the_dead_letter_or_the_reply(
