@@ -26,7 +26,7 @@ import time
 
 import msgspec
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.structs import RecordMetadata
 
@@ -47,7 +47,15 @@ from switch.kafka.audit import audit_entry
 from switch.kafka.brokerclock import BrokerClock
 from switch.kafka.clients import make_consumer, make_producer
 from switch.kafka.readall import read_to_end
-from switch.kafka.txloop import Failure, Out, Step, commit_step
+from switch.kafka.txloop import (
+    Failure,
+    Out,
+    RebalancedWhileCommitting,
+    Step,
+    commit_step,
+    rewind,
+    wait_own_commits,
+)
 from switch.logs import get_logger
 from switch.settings import Settings
 
@@ -65,11 +73,13 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         self.c.restored.clear()
+        self.c.generation += 1  # a step being committed now must not go on (txloop)
         gone = {tp.partition for tp in revoked}
         self.c.table.drop_partitions(gone)
         for p in gone:
             self.c.next_offsets.pop(p, None)
             self.c.checkpoints.pop(p, None)
+            self.c.committed.pop(p, None)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         try:
@@ -90,13 +100,16 @@ class Correlator:
         self.table = PendingTable(lookup=self.store.finished, clock=self.clock.now)
         self.next_offsets: dict[int, int] = {}  # responses partition -> committed offset
         self.checkpoints: dict[int, int] = {}  # responses partition -> last checkpoint written
+        self.committed: dict[int, int] = {}  # responses partition -> offset in that checkpoint
         self.last_restore: dict[str, int] = {}  # records read by the last restore, by topic
         self.log = get_logger(COMPONENT)
         self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
         self._ready = asyncio.Event()
         # Set while the table matches the assigned partitions. A batch fetched while a
         # restore runs must wait for it: its answers need the manifests being replayed.
         self.restored = asyncio.Event()
+        self.generation = 0  # counts revocations: a batch fetched before one is stale
 
     async def wait_ready(self) -> None:
         await self._ready.wait()
@@ -106,13 +119,18 @@ class Correlator:
         self.consumer = make_consumer(self.settings, group_id=self.group_id, max_poll_records=500)
         producer = make_producer(self.settings, transactional_id=self.transactional_id)
         await producer.start()
+        self.producer = producer
         await self.consumer.start()
         self.consumer.subscribe([t.responses], listener=_Rebalance(self))
         last_stats = last_sweep = time.monotonic() - SWEEP_EVERY_S
         try:
             while not stop.is_set():
+                generation = self.generation
                 batch = await self.consumer.getmany(timeout_ms=TICK_MS, max_records=500)
                 await self.restored.wait()
+                if generation != self.generation:  # a rebalance ran: read the batch again
+                    rewind(self.consumer, batch)
+                    continue
                 if self.consumer.assignment():
                     self._ready.set()
                 step = Step()
@@ -131,6 +149,8 @@ class Correlator:
                     changes += self._sweep(step, now)
                 landed = await commit_step(producer, self.group_id, step,
                                            fallback=functools.partial(self._undelivered, emits))
+                if generation != self.generation:
+                    raise RebalancedWhileCommitting(COMPONENT)
                 self._stored(step, landed, changes)
                 self._flush_events()
                 if time.monotonic() - last_stats > STATS_EVERY_S:
@@ -165,6 +185,8 @@ class Correlator:
         parts = [tp.partition for tp in assigned]
         if not parts:
             return
+        if self.producer is not None:  # see txloop: the group's offsets may lag ours
+            await wait_own_commits(self.settings, self.producer)
         committed: dict[int, int] = {}
         for tp in assigned:
             off = await self.consumer.committed(tp)
@@ -197,6 +219,18 @@ class Correlator:
 
         # 2. Transactions that had their first reply and still wait.
         known: set[str] = set()
+        # The group's committed offset can lag the changelog's after a broker restart (the
+        # transaction's offset commit not yet materialised): the changelog's is exact.
+        behind = {}
+        for p in parts:
+            logged = self.store.committed(p)
+            if logged is not None and logged > committed[p]:
+                behind[p] = committed[p]
+                committed[p] = logged
+                self.consumer.seek(TopicPartition(t.responses, p), logged)
+        if behind:
+            self.log.warning("group offset behind the changelog; resuming after it",
+                             group=behind, changelog={p: committed[p] for p in behind})
         for partition, w in self.store.waiting(set(parts)):
             self.table.load(w, partition)
             known.add(w.manifest.cid)
@@ -315,9 +349,10 @@ class Correlator:
             out.append((partition, cid, value))
         for p, nxt in self.next_offsets.items():
             cp = self.table.checkpoint(p, nxt)
-            if self.checkpoints.get(p) != cp:
+            if self.checkpoints.get(p) != cp or self.committed.get(p) != nxt:
                 self.checkpoints[p] = cp
-                value = msgspec.json.encode(Checkpoint(offset=cp))
+                self.committed[p] = nxt
+                value = msgspec.json.encode(Checkpoint(offset=cp, committed=nxt))
                 step.send(topic, value, CHECKPOINT_KEY, partition=p)
                 out.append((p, CHECKPOINT_KEY, value))
         return out

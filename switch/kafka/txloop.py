@@ -15,6 +15,16 @@ committed again. An origin that fails again loses its outputs (logged); after
 Any other error (broker down, timeouts, fencing) is raised as before: the transaction is
 aborted and the batch is read again, nothing lost.
 
+After a broker restart the group is rebalanced while the stage keeps running, and the
+group coordinator can answer a committed offset older than the last transaction's (its
+offset commit is materialised only when the transaction's markers are written; aiokafka's
+OffsetFetch cannot ask for stable offsets). Reading from there would process, and answer,
+committed input again. So a stage waits, before it trusts its committed offsets after an
+assignment, until its own last committed transaction is visible (`wait_own_commits`);
+and a step whose commit overlapped a rebalance (the restore may not have seen it) raises
+`RebalancedWhileCommitting`: the supervisor rebuilds the stage, whose new producer's
+InitProducerId lets the broker finish that transaction before anything is read again.
+
 aiokafka 0.14 details this relies on: a record larger than `max_request_size` is refused
 by `send()` itself, before anything is queued; a record larger than the topic's
 `max.message.bytes` comes back in the send's future (MESSAGE_TOO_LARGE); neither puts
@@ -26,16 +36,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka import errors as kerr
 from aiokafka.structs import RecordMetadata
 
 from switch.contract.messages import AuditEntry
 from switch.kafka.audit import audit_record
 from switch.logs import get_logger
+from switch.settings import Settings
 
 MAX_ATTEMPTS = 4
 METADATA_WAIT_S = 5.0
@@ -53,6 +66,11 @@ RECORD_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 log = get_logger("txloop")
+
+# Per producer: the highest offset it has landed in each partition in a committed step.
+_landed: weakref.WeakKeyDictionary[AIOKafkaProducer, dict[TopicPartition, int]] = (
+    weakref.WeakKeyDictionary())
+SETTLE_TIMEOUT_S = 60.0  # the stages' transaction timeout: the broker resolves it by then
 
 
 @dataclass
@@ -138,6 +156,26 @@ class Step:
         self.outputs = kept
 
 
+class RebalancedWhileCommitting(Exception):
+    """The group was rebalanced while a step was being committed: the stage's restore may
+    predate that step, so the stage is rebuilt rather than go on from a stale state."""
+
+    def __init__(self, stage: str) -> None:
+        super().__init__(f"{stage}: partitions were reassigned while a step was committed; "
+                         "rebuilding from the topics")
+
+
+def rewind(
+    consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+) -> None:
+    """A batch fetched across a rebalance is not processed: set each partition still
+    assigned back to the batch's first record, so it is read again."""
+    assigned = consumer.assignment()
+    for tp, records in batch.items():
+        if records and tp in assigned:
+            consumer.seek(tp, records[0].offset)
+
+
 class _Refused(Exception):
     """Some outputs of this attempt belong to records that can never be written."""
 
@@ -156,7 +194,7 @@ async def commit_step(
     tries: dict[int, int] = {}  # origin -> how many times its outputs were refused
     for _ in range(MAX_ATTEMPTS):
         try:
-            return await _commit_once(producer, group_id, step)
+            return _note(producer, await _commit_once(producer, group_id, step))
         except _Refused as refused:
             _isolate(step, refused, tries, fallback)
     # Last resort: keep only what no input caused, so the offsets still move.
@@ -164,9 +202,46 @@ async def commit_step(
     log.error("outputs dropped after repeated refusals", origins=dropped, attempts=MAX_ATTEMPTS)
     step.outputs = [o for o in step.outputs if o.origin is None]
     try:
-        return await _commit_once(producer, group_id, step)
+        return _note(producer, await _commit_once(producer, group_id, step))
     except _Refused as refused:
         raise refused.failures[0][1] from refused
+
+
+def _note(producer: AIOKafkaProducer, landed: list[RecordMetadata]) -> list[RecordMetadata]:
+    marks = _landed.setdefault(producer, {})
+    for m in landed:
+        tp = TopicPartition(m.topic, m.partition)
+        marks[tp] = max(marks.get(tp, -1), m.offset)
+    return landed
+
+
+async def wait_own_commits(
+    settings: Settings, producer: AIOKafkaProducer, timeout: float = SETTLE_TIMEOUT_S
+) -> bool:
+    """Until every step `producer` committed is visible to read_committed readers (each
+    partition's last stable offset is past what it wrote): then the transaction's markers,
+    and with them its offset commit, are written. False after `timeout` (logged)."""
+    from switch.kafka.clients import make_consumer
+
+    want = dict(_landed.get(producer, {}))
+    if not want:
+        return True
+    consumer = make_consumer(settings, group_id=None)
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(kerr.KafkaError):
+                ends = await consumer.end_offsets(list(want))
+                if all(ends.get(tp, 0) > off for tp, off in want.items()):
+                    return True
+            if time.monotonic() > deadline:
+                log.warning("own transaction still not visible; trusting the group offsets",
+                            seconds=timeout)
+                return False
+            await asyncio.sleep(0.05)
+    finally:
+        await consumer.stop()
 
 
 def _isolate(step: Step, refused: _Refused, tries: dict[int, int], fallback: Fallback | None) -> None:

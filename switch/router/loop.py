@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import msgspec
 import structlog
-from aiokafka import ConsumerRebalanceListener, ConsumerRecord
+from aiokafka import AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
 
 from switch.contract.deadletter import bounded_key, dead_letter
 from switch.contract.internal import DuplicateNotice, LegRequest, Manifest, record_decoder
@@ -41,7 +41,15 @@ from switch.images.pool import ImagePool
 from switch.kafka.audit import audit_entry
 from switch.kafka.clients import make_consumer, make_producer, topic_partitions
 from switch.kafka.readall import read_to_end
-from switch.kafka.txloop import Failure, Out, Step, commit_step
+from switch.kafka.txloop import (
+    Failure,
+    Out,
+    RebalancedWhileCommitting,
+    Step,
+    commit_step,
+    rewind,
+    wait_own_commits,
+)
 from switch.logs import get_logger
 from switch.router.dedupe import MidMemory, MidRecord, fingerprint, mid_key, mid_record_decoder
 from switch.router.directory import Directory
@@ -91,6 +99,8 @@ class Router:
         self._directory_task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._known_topics: set[str] = {settings.topics.replies}
+        self.producer: AIOKafkaProducer | None = None
+        self.generation = 0  # counts revocations: a batch fetched before one is stale
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -104,6 +114,7 @@ class Router:
         consumer = make_consumer(self.settings, group_id=self.group_id, max_poll_records=200)
         consumer.subscribe([t.requests], listener=_ReloadImns(self))
         producer = make_producer(self.settings, transactional_id=self.transactional_id)
+        self.producer = producer
         directory = make_consumer(self.settings, group_id=None)
         await directory.start()
         await producer.start()
@@ -115,10 +126,15 @@ class Router:
             self._ready.set()
             self.log.info("router ready", records=len(self.directory), mids=len(self.mids))
             while not stop.is_set():
+                generation = self.generation
                 batch = await consumer.getmany(timeout_ms=100, max_records=200)
                 records = [r for rs in batch.values() for r in rs]
-                if records:
+                if records and generation != self.generation:  # a rebalance ran: read again
+                    rewind(consumer, batch)
+                elif records:
                     await self._handle_batch(records, producer)
+                    if generation != self.generation:
+                        raise RebalancedWhileCommitting("router")
         finally:
             if self._directory_task:
                 self._directory_task.cancel()
@@ -472,9 +488,11 @@ class _ReloadImns(ConsumerRebalanceListener):  # type: ignore[misc]
         self.router = router
 
     async def on_partitions_revoked(self, revoked: object) -> None:
-        pass
+        self.router.generation += 1
 
     async def on_partitions_assigned(self, assigned: object) -> None:
+        if self.router.producer is not None:  # before the group's offsets are trusted
+            await wait_own_commits(self.router.settings, self.router.producer)
         await self.router._read_imns()
 
 
