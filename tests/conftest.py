@@ -120,3 +120,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     if report.skipped and item.get_closest_marker("kafka") and os.environ.get("CI"):
         report.outcome = "failed"
         report.longrepr = f"Kafka test skipped in CI (forbidden): {report.longrepr}"
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    """The figures of the reliability tests (broker restart, fuzz storm), if any ran."""
+    from tests.flow.harness import FIGURES
+
+    if not FIGURES:
+        return
+    terminalreporter.section("reliability figures")
+    for name, figures in FIGURES.items():
+        terminalreporter.write_line(f"{name}:")
+        for k, v in figures.items():
+            terminalreporter.write_line(f"  {k:>20}: {v}")

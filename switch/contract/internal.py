@@ -143,9 +143,13 @@ class Finished(msgspec.Struct, kw_only=True, frozen=True, tag="finished", tag_fi
 
 class Checkpoint(msgspec.Struct, kw_only=True, frozen=True, tag="checkpoint", tag_field="kind"):
     """Key `~checkpoint`: a restore replays responses from `offset` (the lowest offset of
-    a manifest without its first reply, else the committed offset)."""
+    a manifest without its first reply, else the committed offset). `committed` is the
+    responses offset committed in the same transaction: a restore never resumes before
+    it, even when the group coordinator still answers an older offset (after a broker
+    restart it can, until the transaction's offset commit is materialised)."""
 
     offset: int
+    committed: int | None = None
 
 
 CHECKPOINT_KEY = "~checkpoint"

@@ -47,7 +47,13 @@ from switch.kafka.audit import audit_entry
 from switch.kafka.brokerclock import BrokerClock
 from switch.kafka.clients import make_consumer, make_producer, rewind_dropped
 from switch.kafka.readall import read_to_end
-from switch.kafka.txloop import Failure, Out, Step, commit_step
+from switch.kafka.txloop import (
+    Failure,
+    Out,
+    Step,
+    commit_step,
+    wait_own_commits,
+)
 from switch.logs import get_logger
 from switch.metrics import LagReporter, Metrics, counter_deltas, counter_values, label, reply_kind
 from switch.router.partitioning import validate_instance
@@ -74,11 +80,13 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def _revoked(self, revoked: list[TopicPartition]) -> None:
         self.c.restored.clear()
+        self.c.generation += 1  # a step being committed now must not go on (txloop)
         gone = {tp.partition for tp in revoked}
         self.c.table.drop_partitions(gone)
         for p in gone:
             self.c.next_offsets.pop(p, None)
             self.c.checkpoints.pop(p, None)
+            self.c.committed.pop(p, None)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         self.c.generation += 1
@@ -103,9 +111,11 @@ class Correlator:
         self.table = PendingTable(lookup=self.store.finished, clock=self.clock.now)
         self.next_offsets: dict[int, int] = {}  # responses partition -> committed offset
         self.checkpoints: dict[int, int] = {}  # responses partition -> last checkpoint written
+        self.committed: dict[int, int] = {}  # responses partition -> offset in that checkpoint
         self.last_restore: dict[str, int] = {}  # records read by the last restore, by topic
         self.log = get_logger(COMPONENT)
         self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
         self._ready = asyncio.Event()
         # Set while the table matches the assigned partitions. A batch fetched while a
         # restore runs must wait for it: its answers need the manifests being replayed.
@@ -126,6 +136,7 @@ class Correlator:
         self.consumer = make_consumer(self.settings, group_id=self.group_id, max_poll_records=500)
         producer = make_producer(self.settings, transactional_id=self.transactional_id)
         await producer.start()
+        self.producer = producer
         await self.consumer.start()
         self.consumer.subscribe([t.responses], listener=_Rebalance(self))
         last_stats = last_sweep = time.monotonic() - SWEEP_EVERY_S
@@ -206,6 +217,8 @@ class Correlator:
         parts = [tp.partition for tp in assigned]
         if not parts:
             return
+        if self.producer is not None:  # see txloop: the group's offsets may lag ours
+            await wait_own_commits(self.settings, self.producer)
         t0 = time.monotonic()
 
         # 1. The changelog's tail (all of a partition never seen) into the local store.
@@ -242,6 +255,18 @@ class Correlator:
 
         # 2. Transactions that had their first reply and still wait.
         known: set[str] = set()
+        # The group's committed offset can lag the changelog's after a broker restart (the
+        # transaction's offset commit not yet materialised): the changelog's is exact.
+        behind = {}
+        for p in parts:
+            logged = self.store.committed(p)
+            if logged is not None and logged > committed[p]:
+                behind[p] = committed[p]
+                committed[p] = logged
+                self.consumer.seek(TopicPartition(t.responses, p), logged)
+        if behind:
+            self.log.warning("group offset behind the changelog; resuming after it",
+                             group=behind, changelog={p: committed[p] for p in behind})
         for partition, w in self.store.waiting(set(parts)):
             self.table.load(w, partition)
             known.add(w.manifest.cid)
@@ -389,9 +414,10 @@ class Correlator:
             out.append((partition, cid, value))
         for p, nxt in self.next_offsets.items():
             cp = self.table.checkpoint(p, nxt)
-            if self.checkpoints.get(p) != cp:
+            if self.checkpoints.get(p) != cp or self.committed.get(p) != nxt:
                 self.checkpoints[p] = cp
-                value = msgspec.json.encode(Checkpoint(offset=cp))
+                self.committed[p] = nxt
+                value = msgspec.json.encode(Checkpoint(offset=cp, committed=nxt))
                 step.send(topic, value, CHECKPOINT_KEY, partition=p)
                 out.append((p, CHECKPOINT_KEY, value))
         return out

@@ -46,6 +46,7 @@ class ReplyStore:
             ) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS checkpoint (partition INTEGER PRIMARY KEY, offset INTEGER NOT NULL);
             CREATE TABLE IF NOT EXISTS seen (partition INTEGER PRIMARY KEY, next INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS committed (partition INTEGER PRIMARY KEY, next INTEGER NOT NULL);
             """
         )
 
@@ -82,6 +83,9 @@ class ReplyStore:
             if key == CHECKPOINT_KEY:
                 db.execute("INSERT OR REPLACE INTO checkpoint (partition, offset) VALUES (?, ?)",
                            (partition, rec.offset))
+                if rec.committed is not None:
+                    db.execute("INSERT OR REPLACE INTO committed (partition, next) VALUES (?, ?)",
+                               (partition, rec.committed))
         elif isinstance(rec, Finished):
             db.execute("DELETE FROM waiting WHERE cid = ?", (key,))
             db.execute("INSERT OR REPLACE INTO finished (cid, partition, done_at, value) "
@@ -110,6 +114,12 @@ class ReplyStore:
                                (partition,)).fetchone()
         return int(row[0]) if row else None
 
+    def committed(self, partition: int) -> int | None:
+        """The responses offset the last changelog checkpoint was committed with."""
+        row = self._db.execute("SELECT next FROM committed WHERE partition = ?",
+                               (partition,)).fetchone()
+        return int(row[0]) if row else None
+
     def seen(self) -> dict[int, int]:
         return {int(p): int(n) for p, n in self._db.execute("SELECT partition, next FROM seen")}
 
@@ -118,7 +128,7 @@ class ReplyStore:
         it whole again."""
         with self._db:
             self._db.execute("BEGIN")
-            for table in ("finished", "waiting", "checkpoint", "seen"):
+            for table in ("finished", "waiting", "checkpoint", "seen", "committed"):
                 self._db.execute(f"DELETE FROM {table} WHERE partition = ?", (partition,))
 
     def expired(self, before: float, partitions: set[int], limit: int = 2000) -> list[tuple[str, int]]:

@@ -189,6 +189,9 @@ class LocalBroker:
     def __init__(self, home: Path, *, preferred_port: int | None = DEFAULT_LOCAL_PORT) -> None:
         self.run_dir = Path(home) / "broker"
         self.preferred_port = preferred_port
+        # The ports of the last broker this object stopped or killed: started again, it
+        # listens there, so clients holding the old address reconnect to it.
+        self._last_ports: tuple[int, int] | None = None
 
     @property
     def state_file(self) -> Path:
@@ -273,6 +276,7 @@ class LocalBroker:
             pid = int(data["pid"])
         except (OSError, ValueError, KeyError):
             return False
+        self._remember_ports(data)
         was_running = _alive(pid)
         if was_running:
             _signal_group(pid, signal.SIGTERM)
@@ -289,9 +293,40 @@ class LocalBroker:
         self.state_file.unlink(missing_ok=True)
         return was_running
 
+    def kill(self) -> bool:
+        """`kill -9` the broker's JVM (no clean shutdown: the data dir is left as a crash
+        leaves it); True if one was running. `start()` then recovers it on the same ports."""
+        try:
+            data = json.loads(self.state_file.read_text())
+            pid = int(data["pid"])
+        except (OSError, ValueError, KeyError):
+            return False
+        self._remember_ports(data)
+        was_running = _alive(pid)
+        _signal_group(pid, signal.SIGKILL)
+        while _alive(pid):
+            _reap(pid)
+            time.sleep(0.05)
+        _reap(pid)
+        self.state_file.unlink(missing_ok=True)
+        return was_running
+
     # ------------------------------------------------------------------ internals
 
+    def _remember_ports(self, data: dict[str, object]) -> None:
+        try:
+            self._last_ports = (int(str(data["port"])), int(str(data["controller_port"])))
+        except (KeyError, ValueError):
+            pass
+
     def _ports(self) -> tuple[int, int]:
+        if self._last_ports is not None:
+            port, cport = self._last_ports
+            deadline = time.monotonic() + 30.0  # a killed JVM's sockets take a moment to go
+            while time.monotonic() < deadline:
+                if _port_free(port) and _port_free(cport):
+                    return port, cport
+                time.sleep(0.2)
         return _pick_ports(self.preferred_port)
 
     def _cluster_id(self, data_dir: Path) -> str:

@@ -15,6 +15,16 @@ committed again. An origin that fails again loses its outputs (logged); after
 Any other error (broker down, timeouts, fencing) is raised as before: the transaction is
 aborted and the batch is read again, nothing lost.
 
+After a broker restart the group is rebalanced while the stage keeps running, and the
+group coordinator can answer a committed offset older than the last transaction's (its
+offset commit is materialised only when the transaction's markers are written; aiokafka's
+OffsetFetch cannot ask for stable offsets). Reading from there would process, and answer,
+committed input again. So a stage waits, before it trusts its committed offsets after an
+assignment, until its own last committed transaction is visible (`wait_own_commits`); a
+revoke waits for the step under way to commit (each stage holds a lock over a step), and a
+new owner reads its state partitions to their high watermark and resumes from the offsets
+recorded there (router: offset marks in the mids topic; correlator: its checkpoint).
+
 aiokafka 0.14 details this relies on: a record larger than `max_request_size` is refused
 by `send()` itself, before anything is queued; a record larger than the topic's
 `max.message.bytes` comes back in the send's future (MESSAGE_TOO_LARGE); neither puts
@@ -26,6 +36,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -37,6 +49,7 @@ from switch.contract.messages import AuditEntry
 from switch.errors import SwitchError
 from switch.kafka.audit import audit_record
 from switch.logs import get_logger
+from switch.settings import Settings
 
 MAX_ATTEMPTS = 4
 METADATA_WAIT_S = 5.0
@@ -54,6 +67,11 @@ RECORD_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 log = get_logger("txloop")
+
+# Per producer: the highest offset it has landed in each partition in a committed step.
+_landed: weakref.WeakKeyDictionary[AIOKafkaProducer, dict[TopicPartition, int]] = (
+    weakref.WeakKeyDictionary())
+SETTLE_TIMEOUT_S = 60.0  # the stages' transaction timeout: the broker resolves it by then
 
 
 @dataclass
@@ -157,7 +175,7 @@ async def commit_step(
     tries: dict[int, int] = {}  # origin -> how many times its outputs were refused
     for _ in range(MAX_ATTEMPTS):
         try:
-            return await _commit_once(producer, group_id, step)
+            return _note(producer, await _commit_once(producer, group_id, step))
         except _Refused as refused:
             _isolate(step, refused, tries, fallback)
     # Last resort: keep only what no input caused, so the offsets still move.
@@ -165,9 +183,46 @@ async def commit_step(
     log.error("outputs dropped after repeated refusals", origins=dropped, attempts=MAX_ATTEMPTS)
     step.outputs = [o for o in step.outputs if o.origin is None]
     try:
-        return await _commit_once(producer, group_id, step)
+        return _note(producer, await _commit_once(producer, group_id, step))
     except _Refused as refused:
         raise refused.failures[0][1] from refused
+
+
+def _note(producer: AIOKafkaProducer, landed: list[RecordMetadata]) -> list[RecordMetadata]:
+    marks = _landed.setdefault(producer, {})
+    for m in landed:
+        tp = TopicPartition(m.topic, m.partition)
+        marks[tp] = max(marks.get(tp, -1), m.offset)
+    return landed
+
+
+async def wait_own_commits(
+    settings: Settings, producer: AIOKafkaProducer, timeout: float = SETTLE_TIMEOUT_S
+) -> bool:
+    """Until every step `producer` committed is visible to read_committed readers (each
+    partition's last stable offset is past what it wrote): then the transaction's markers,
+    and with them its offset commit, are written. False after `timeout` (logged)."""
+    from switch.kafka.clients import make_consumer
+
+    want = dict(_landed.get(producer, {}))
+    if not want:
+        return True
+    consumer = make_consumer(settings, group_id=None)
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(kerr.KafkaError):
+                ends = await consumer.end_offsets(list(want))
+                if all(ends.get(tp, 0) > off for tp, off in want.items()):
+                    return True
+            if time.monotonic() > deadline:
+                log.warning("own transaction still not visible; trusting the group offsets",
+                            seconds=timeout)
+                return False
+            await asyncio.sleep(0.05)
+    finally:
+        await consumer.stop()
 
 
 def _isolate(step: Step, refused: _Refused, tries: dict[int, int], fallback: Fallback | None) -> None:

@@ -20,7 +20,13 @@ from typing import Any
 
 import msgspec
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    ConsumerRecord,
+    TopicPartition,
+)
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
 from switch.contract.deadletter import bounded_key, dead_letter
@@ -43,7 +49,13 @@ from switch.images.pool import ImagePool
 from switch.kafka.audit import audit_entry
 from switch.kafka.clients import make_consumer, make_producer, rewind_dropped, topic_partitions
 from switch.kafka.readall import read_to_end
-from switch.kafka.txloop import Failure, Out, Step, commit_step
+from switch.kafka.txloop import (
+    Failure,
+    Out,
+    Step,
+    commit_step,
+    wait_own_commits,
+)
 from switch.logs import get_logger
 from switch.metrics import LagReporter, Metrics, label
 from switch.router.dedupe import (
@@ -122,6 +134,8 @@ class Router:
         self._directory_task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._known_topics: set[str] = {settings.topics.replies}
+        self.producer: AIOKafkaProducer | None = None
+        self.generation = 0  # counts revocations: a batch fetched before one is stale
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -137,6 +151,7 @@ class Router:
         self.consumer = consumer
         consumer.subscribe([t.requests, t.requests_byori], listener=_Rebalance(self))
         producer = make_producer(self.settings, transactional_id=self.transactional_id)
+        self.producer = producer
         directory = make_consumer(self.settings, group_id=None)
         await directory.start()
         await producer.start()
@@ -606,6 +621,8 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         try:
             self.router.generation += 1
+            if self.router.producer is not None:  # see txloop.wait_own_commits
+                await wait_own_commits(self.router.settings, self.router.producer)
             await self.router.restore(list(assigned))
         finally:
             self.router.restored.set()

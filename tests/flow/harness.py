@@ -1,0 +1,304 @@
+"""What the crash, broker-restart and fuzz tests share: the switch's components as separate
+`switch run` processes, bulletin-like traffic at a steady rate, a reader that records every
+reply with its arrival time, and the checks (exactly one reply per request, every ACK
+matching the stores, nothing left PENDING).
+
+`RELIABILITY=long` (set by `make reliability`) makes the tests that read `scale()` run
+their long versions; figures go to `record_figures()` and are printed at the end of the
+session (tests/conftest.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from aiokafka import TopicPartition
+from PIL import Image
+
+from switch.contract.internal import RecordEntry
+from switch.contract.messages import Reply, reply_decoder
+from switch.kafka.clients import make_consumer, make_producer
+from switch.settings import Settings
+
+COMPONENT_NAMES = ("leads", "ncic", "correlator", "router")
+RESTART_LINE = "component failed; restarting"
+
+# Figures reported at the end of the session: test name -> {figure: value}.
+FIGURES: dict[str, dict[str, Any]] = {}
+
+
+def long_run() -> bool:
+    return os.environ.get("RELIABILITY", "") == "long"
+
+
+def scale(short: int, long: int) -> int:
+    return long if long_run() else short
+
+
+def record_figures(name: str, **figures: Any) -> None:
+    FIGURES.setdefault(name, {}).update(figures)
+    print(f"\n[{name}] " + ", ".join(f"{k}={v}" for k, v in figures.items()), flush=True)
+
+
+def small_jpeg(n: int) -> bytes:
+    """A small conforming JPEG, different for every n (a record refuses the same photo twice)."""
+    buf = io.BytesIO()
+    Image.new("RGB", (120, 150), (n % 256, (n // 256) % 256, 120)).save(buf, "JPEG", quality=80)
+    return buf.getvalue()
+
+
+def bulletin_requests(records: list[RecordEntry], count: int, prefix: str) -> list[dict[str, str]]:
+    """Three laps of EIMs (IMT M, S, I: each a new photo on the record), then QIMs."""
+    requests: list[dict[str, str]] = []
+    imts = ("M", "S", "I")
+    for i in range(count):
+        rec = records[i % len(records)]
+        lap = i // len(records)
+        if lap < 3:
+            requests.append({"mke": "EIM", "mid": f"{prefix}-{i}", "ori": rec.ori, "lno": rec.lno,
+                             "imt": imts[lap], "doi": "20250101",
+                             "image": base64.b64encode(small_jpeg(i)).decode()})
+        else:
+            requests.append({"mke": "QIM", "mid": f"{prefix}-{i}", "ori": rec.ori, "lno": rec.lno})
+    return requests
+
+
+class Component:
+    """One `switch run NAME` process with its log."""
+
+    def __init__(self, name: str, settings: Settings, log_dir: Path) -> None:
+        self.name = name
+        self.settings = settings
+        self.log = log_dir / f"{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = dict(os.environ)
+        env.update(
+            SWITCH_HOME=str(self.settings.home),
+            KAFKA_BOOTSTRAP_SERVERS=self.settings.kafka.bootstrap_servers,
+            SWITCH_TOPIC_PREFIX=self.settings.topics.prefix,
+            SWITCH_DEADLINE_S=str(self.settings.deadline_s),
+        )
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "switch.cli.main", "run", self.name],
+                env=env, stdout=log, stderr=subprocess.STDOUT,
+            )
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def restarts(self) -> int:
+        """How many times the supervisor restarted the component inside this process."""
+        return self.log.read_text(errors="replace").count(RESTART_LINE)
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_components(settings: Settings, log_dir: Path) -> dict[str, Component]:
+    comps = {n: Component(n, settings, log_dir) for n in COMPONENT_NAMES}
+    for c in comps.values():
+        c.start()
+    return comps
+
+
+def logs_tail(comps: dict[str, Component], chars: int = 2000) -> str:
+    return "\n".join(f"--- {c.name}\n" + c.log.read_text(errors="replace")[-chars:]
+                     for c in comps.values())
+
+
+class ReplyReader:
+    """Reads `switch.replies` from the beginning in the background; keeps every reply by mid
+    with the monotonic time it was read."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.replies: dict[str, list[Reply]] = defaultdict(list)
+        self.arrivals: list[tuple[float, str]] = []  # (monotonic, mid) of first replies
+        self.where: dict[str, list[str]] = defaultdict(list)  # mid -> "partition:offset"
+        self._consumer = make_consumer(settings, group_id=None)
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> ReplyReader:
+        await self._consumer.start()
+        tps = [TopicPartition(self.settings.topics.replies, p)
+               for p in range(self.settings.topics.partitions)]
+        self._consumer.assign(tps)
+        await self._consumer.seek_to_beginning(*tps)
+        self._task = asyncio.create_task(self._read())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        await self._consumer.stop()
+
+    async def _read(self) -> None:
+        while True:
+            batch = await self._consumer.getmany(timeout_ms=200)
+            now = time.monotonic()
+            for rs in batch.values():
+                for r in rs:
+                    reply = reply_decoder.decode(r.value)
+                    mid = reply.mid or "?"
+                    if not reply.supplement and not any(not x.supplement for x in self.replies[mid]):
+                        self.arrivals.append((now, mid))
+                    self.replies[mid].append(reply)
+                    self.where[mid].append(f"{r.partition}:{r.offset}")
+
+    def answered(self, mids: list[str]) -> int:
+        return sum(1 for m in mids if any(not x.supplement for x in self.replies.get(m, ())))
+
+    async def wait_answered(self, mids: list[str], timeout: float) -> None:
+        until = time.monotonic() + timeout
+        while self.answered(mids) < len(mids) and time.monotonic() < until:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+
+    async def wait_settled(self, mids: list[str], timeout: float) -> None:
+        """Until every mid has its reply and none is left PENDING (or the timeout)."""
+        until = time.monotonic() + timeout
+        while time.monotonic() < until:
+            if self.answered(mids) >= len(mids) and settled(self.replies):
+                return
+            await asyncio.sleep(0.2)
+
+
+async def send_at_rate(
+    settings: Settings,
+    requests: list[dict[str, str]],
+    rate: float,
+    events: dict[int, Callable[[], Awaitable[None]]] | None = None,
+) -> list[BaseException]:
+    """Send the requests at `rate` a second, awaiting `events[i]` before request i.
+    Deliveries are not awaited one by one, and the producer waits out a broker outage
+    (two minutes), so the rate holds while the broker is away. Returns the failures."""
+    producer = make_producer(settings, request_timeout_ms=120_000)
+    await producer.start()
+    futures: list[asyncio.Future[Any]] = []
+    try:
+        t0 = time.monotonic()
+        for i, req in enumerate(requests):
+            if events and i in events:
+                await events[i]()
+                t0 = time.monotonic() - i / rate  # keep the rate, not catch up the pause
+            futures.append(await producer.send(
+                settings.topics.requests, msgspec.json.encode(req), key=req["lno"].encode()))
+            delay = t0 + (i + 1) / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        results = await asyncio.gather(*futures, return_exceptions=True)
+    finally:
+        await producer.stop()
+    return [r for r in results if isinstance(r, BaseException)]
+
+
+def settled(replies: dict[str, list[Reply]]) -> bool:
+    """No entry is still waiting for its supplement."""
+    return all(rs[-1].status != "PENDING" for rs in replies.values() if rs)
+
+
+def missing_and_doubled(
+    requests: list[dict[str, str]], replies: dict[str, list[Reply]]
+) -> tuple[list[str], dict[str, int]]:
+    missing = [r["mid"] for r in requests
+               if not any(not x.supplement for x in replies.get(r["mid"], ()))]
+    counts = {m: len([x for x in rs if not x.supplement]) for m, rs in replies.items()}
+    return missing, {m: n for m, n in counts.items() if n > 1}
+
+
+def stuck_pending(replies: dict[str, list[Reply]]) -> list[str]:
+    return [rs[-1].cid for rs in replies.values() if rs and rs[-1].status == "PENDING"]
+
+
+def check_acks_match_stores(
+    settings: Settings, requests: list[dict[str, str]], replies: dict[str, list[Reply]]
+) -> None:
+    """Every ACK matches the store: the image is on file under that IMN, exactly once, for
+    that record and that transaction; LEADS and NCIC name the same IMN; every EIM ended
+    COMPLETE. (A batch a killed router had open was routed again: the numbers in the
+    stores are the reply's.)"""
+    stores = {s: sqlite3.connect(settings.store_path(s)) for s in ("LEADS", "NCIC")}
+    try:
+        for r in requests:
+            if r["mke"] != "EIM":
+                continue
+            final = replies[r["mid"]][-1]
+            acked = {leg.imn for leg in final.legs.values() if leg.status == "ACK"}
+            assert len(acked) <= 1, f"{r['mid']}: the systems name different IMNs {acked}"
+            for system, leg in final.legs.items():
+                if leg.status != "ACK":
+                    continue
+                held = stores[system].execute(
+                    "SELECT lno, cid FROM images WHERE imn = ? AND status = 'active'", (leg.imn,)
+                ).fetchall()
+                assert held == [(r["lno"], final.cid)], (
+                    f"{system} holds {held} under {leg.imn} for {r['mid']} ({r['lno']}, {final.cid})")
+            assert final.status == "COMPLETE", (r["mid"], final.text)
+        for system, db in stores.items():
+            dup = db.execute(
+                "SELECT imn, COUNT(*) FROM images GROUP BY imn HAVING COUNT(*) > 1"
+            ).fetchall()
+            assert not dup, f"{system} stored an image twice: {dup[:5]}"
+    finally:
+        for db in stores.values():
+            db.close()
+
+
+async def diagnose(settings: Settings, cids: list[str]) -> str:
+    """Where did these transactions stop? (responses, leg topics, stores)"""
+    from switch.kafka.readall import read_to_end
+
+    found: dict[str, list[str]] = defaultdict(list)
+
+    def scan(rec) -> None:  # type: ignore[no-untyped-def]
+        for cid in cids:
+            if rec.value and cid.encode() in rec.value:
+                found[cid].append(f"{rec.topic}@{rec.partition}:{rec.offset} {rec.value[:80]!r}")
+
+    t = settings.topics
+    for topic in (t.responses, t.leg_requests("LEADS"), t.leg_requests("NCIC")):
+        await read_to_end(settings, topic, scan)
+    out = []
+    for cid in cids:
+        applied = {}
+        for s in ("LEADS", "NCIC"):
+            db = sqlite3.connect(settings.store_path(s))
+            applied[s] = db.execute("SELECT COUNT(*) FROM applied WHERE cid = ?", (cid,)).fetchone()[0]
+            db.close()
+        out.append(f"cid {cid}: applied {applied}; records: " + " | ".join(found[cid]))
+    return "\n".join(out)
+
+
+def correlator_lines(comps: dict[str, Component]) -> str:
+    words = ("restored", "fail", "rror", "orphan", "late", "duplicate")
+    lines = comps["correlator"].log.read_text(errors="replace").splitlines()
+    return "\n".join(line for line in lines if any(w in line for w in words))[-3000:]
