@@ -90,8 +90,12 @@ async def test_children_restarted_and_stopped(kafka_settings: Settings) -> None:
                     and sum(total(scraped[f"correlator.{i}"], "switch_replies_total")
                             for i in (0, 1)) >= 1)
 
-        for _ in range(50):  # counted after each commit: may trail the reply a moment
-            scraped = await scrape_all()
+        for _ in range(100):  # counted after each commit: may trail the reply a moment
+            try:
+                scraped = await scrape_all()
+            except OSError:  # the restarted router may not serve its metrics yet
+                await asyncio.sleep(0.2)
+                continue
             if settled(scraped):
                 break
             await asyncio.sleep(0.2)
