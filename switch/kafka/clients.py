@@ -65,6 +65,14 @@ def make_consumer(
         # Short enough that a killed member is replaced quickly (broker minimum: 6 s).
         session_timeout_ms=6_000,
         heartbeat_interval_ms=1_500,
+        # How long the group waits for a live member to rejoin a rebalance. aiokafka's
+        # default is the session timeout (6 s), but a member's callbacks may take longer:
+        # a restore reads its state partitions to the high watermark, which waits for a
+        # killed instance's open transaction (up to the transaction timeout), and a revoke
+        # waits for the step under way to commit. A member dropped meanwhile would still
+        # commit that step (aiokafka has no KIP-447 fencing) while the new owner processes
+        # the same input: a request answered twice, seen in the scale-out test.
+        rebalance_timeout_ms=int((2 * settings.transaction_timeout_s + 30) * 1000),
     )
     kw.update(overrides)
     return AIOKafkaConsumer(*topics, **kw)
