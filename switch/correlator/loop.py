@@ -46,6 +46,7 @@ from switch.correlator.store import ReplyStore
 from switch.kafka.audit import audit_entry
 from switch.kafka.brokerclock import BrokerClock
 from switch.kafka.clients import make_consumer, make_producer, rewind_dropped
+from switch.kafka.fencing import fence_offset_commits
 from switch.kafka.readall import read_to_end
 from switch.kafka.txloop import (
     Failure,
@@ -135,6 +136,7 @@ class Correlator:
         t = self.settings.topics
         self.consumer = make_consumer(self.settings, group_id=self.group_id, max_poll_records=500)
         producer = make_producer(self.settings, transactional_id=self.transactional_id)
+        fence_offset_commits(producer, self.consumer)  # a dropped member's step cannot commit
         await producer.start()
         self.producer = producer
         await self.consumer.start()

@@ -48,6 +48,7 @@ from switch.images.pipeline import NormalisedImage
 from switch.images.pool import ImagePool
 from switch.kafka.audit import audit_entry
 from switch.kafka.clients import make_consumer, make_producer, rewind_dropped, topic_partitions
+from switch.kafka.fencing import fence_offset_commits
 from switch.kafka.readall import read_to_end
 from switch.kafka.txloop import (
     Failure,
@@ -151,6 +152,7 @@ class Router:
         self.consumer = consumer
         consumer.subscribe([t.requests, t.requests_byori], listener=_Rebalance(self))
         producer = make_producer(self.settings, transactional_id=self.transactional_id)
+        fence_offset_commits(producer, consumer)  # a dropped member's step cannot commit
         self.producer = producer
         directory = make_consumer(self.settings, group_id=None)
         await directory.start()
