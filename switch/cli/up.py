@@ -31,21 +31,26 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--seed-count", type=int, default=1000, metavar="N",
                    help="records to seed when the stores are empty (default 1000)")
     p.add_argument("--seed", type=int, default=1, help="seed of the synthetic population")
-    p.add_argument("--instances", type=int, default=None, metavar="N",
+    p.add_argument("--instances", type=int, default=1, metavar="N",
                    help="run N routers and N correlators (and one LEADS, one NCIC) as separate "
                    "child processes, restarted when they die, their log lines on stderr "
-                   "prefixed [component.instance]; default: everything in this one process")
-    add_metrics_port(p, "; one port for all four components in one process, with "
-                     "--instances N one for each child: PORT + its index (LEADS PORT, NCIC "
-                     "PORT+1, correlator i PORT+2+2i, router i PORT+3+2i)")
+                   "prefixed [component.instance] (default 1: four processes, so every core "
+                   "is used)")
+    p.add_argument("--in-process", action="store_true",
+                   help="run all four components in this one process instead (one core; "
+                   "the least memory; easiest to debug)")
+    add_metrics_port(p, "; one for each child: PORT + its index (LEADS PORT, NCIC PORT+1, "
+                     "correlator i PORT+2+2i, router i PORT+3+2i); with --in-process one port "
+                     "for all four")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     configure(settings.log_level)
-    if args.instances is not None and args.instances < 1:
+    if args.instances < 1:
         raise ConfigError(f"--instances {args.instances}: at least 1")
+    instances = None if args.in_process else args.instances
     broker = None
     if not (args.bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")):
         broker = LocalBroker(settings.home)
@@ -57,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         if not started_here:
             broker = None  # someone else's: leave it running
     try:
-        asyncio.run(_up(settings, args.seed_count, args.seed, args.instances))
+        asyncio.run(_up(settings, args.seed_count, args.seed, instances))
     finally:
         if broker is not None:
             broker.stop()

@@ -94,6 +94,9 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         try:
             await self.c.restore(assigned)
         finally:
+            # Again once the restore has moved the positions: a fetch that started while it
+            # ran read from the old ones; its batch is dropped (see the router's).
+            self.c.generation += 1
             self.c.restored.set()
 
 
@@ -174,6 +177,13 @@ class Correlator:
         emits: list[Emit] = []
         for records in batch.values():
             for rec in records:
+                done = self.next_offsets.get(rec.partition)
+                if done is not None and rec.offset < done:
+                    # Input this instance already committed, handed back by a fetch under
+                    # heavy rebalancing: never handled twice.
+                    self.log.warning("input handed back after it was committed; skipped",
+                                     partition=rec.partition, offset=rec.offset, next=done)
+                    continue
                 emits.extend(self._dispatch(rec))
                 step.consumed(rec)
                 self.next_offsets[rec.partition] = rec.offset + 1

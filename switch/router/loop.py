@@ -126,8 +126,13 @@ class Router:
         # offsets of a partition already handed to another instance.
         self._batch_lock = asyncio.Lock()
         self.restored = asyncio.Event()  # set while the state matches the assignment
-        self.generation = 0  # assignments so far: a batch fetched before one is dropped
+        # Bumped when an assignment starts and when its restore is done: a batch fetched
+        # across either is dropped.
+        self.generation = 0
         self.restored_at: dict[TopicPartition, int] = {}  # where the last restore started
+        # Per owned input partition: the next offset after what this instance has committed
+        # since it got the partition. Input below it is done; it is never handled again.
+        self.done: dict[TopicPartition, int] = {}
         self._last_expiry = 0.0
         self.pool = ImagePool(settings.images)
         self.log = get_logger(COMPONENT)
@@ -136,7 +141,6 @@ class Router:
         self._ready = asyncio.Event()
         self._known_topics: set[str] = {settings.topics.replies}
         self.producer: AIOKafkaProducer | None = None
-        self.generation = 0  # counts revocations: a batch fetched before one is stale
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -174,7 +178,8 @@ class Router:
                         rewind_dropped(consumer, batch, self.restored_at)
                         continue
                     owned = consumer.assignment()
-                    records = [r for tp, rs in batch.items() if tp in owned for r in rs]
+                    records = [r for tp, rs in batch.items() if tp in owned
+                               for r in self._not_done(tp, rs)]
                     if records:
                         await self._handle_batch(records, producer)
         finally:
@@ -231,9 +236,22 @@ class Router:
             if known:
                 self.consumer.seek(tp, max(known))
                 self.restored_at[tp] = max(known)
+                self.done[tp] = max(known)
                 positions[f"{tp.topic}:{tp.partition}"] = max(known)
         self.log.info("restored", partitions=parts, mids_read_to=read, positions=positions,
                       seconds=round(time.monotonic() - t0, 2))
+
+    def _not_done(self, tp: TopicPartition,
+                  records: list[ConsumerRecord[bytes, bytes]]) -> list[ConsumerRecord[bytes, bytes]]:
+        """The records of `tp` this instance has not committed yet. A fetch that hands back
+        input already committed (seen under heavy rebalancing) is dropped, with a warning."""
+        done = self.done.get(tp)
+        if done is None or not records or records[0].offset >= done:
+            return records
+        self.log.warning("input handed back after it was committed; skipped", topic=tp.topic,
+                         partition=tp.partition, first=records[0].offset,
+                         last=records[-1].offset, committed_next=done)
+        return [r for r in records if r.offset >= done]
 
     def _restore_mid(self, rec: ConsumerRecord[bytes, bytes]) -> None:
         """Replay the mids topic from where the on-disk memory last saw it."""
@@ -367,6 +385,8 @@ class Router:
             return self._undeliverable(decoded[origin], failure, staged)
 
         landed = await commit_step(producer, self.group_id, step, fallback=fallback)
+        for tp, nxt in step.offsets.items():
+            self.done[tp] = max(nxt, self.done.get(tp, 0))
         for _, child in self._counted:
             child.inc()
         self._counted = []
@@ -619,6 +639,8 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         async with self.router._batch_lock:
             self.router.restored.clear()
+            for tp in revoked:
+                self.router.done.pop(tp, None)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         try:
@@ -627,6 +649,10 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
                 await wait_own_commits(self.router.settings, self.router.producer)
             await self.router.restore(list(assigned))
         finally:
+            # Again once the restore has moved the positions: a fetch that started while it
+            # ran still read from the old ones, and its batch must be dropped, not handled
+            # (handled, the restore's seek would then hand the same input back).
+            self.router.generation += 1
             self.router.restored.set()
 
 
