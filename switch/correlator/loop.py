@@ -21,6 +21,7 @@ in RAM. Every time is the broker's (`BrokerClock`), never this host's wall clock
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import time
 
@@ -29,7 +30,9 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.structs import RecordMetadata
+from opentelemetry.trace import SpanKind
 
+from switch import tracing
 from switch.contract.internal import (
     CHECKPOINT_KEY,
     Checkpoint,
@@ -118,6 +121,7 @@ class Correlator:
         self.committed: dict[int, int] = {}  # responses partition -> offset in that checkpoint
         self.last_restore: dict[str, int] = {}  # records read by the last restore, by topic
         self.log = get_logger(COMPONENT)
+        self.tracer = tracing.tracer(COMPONENT)
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self._ready = asyncio.Event()
@@ -335,7 +339,12 @@ class Correlator:
             return []
         if isinstance(msg, Decision):
             return []  # written by an older correlator; the changelog replaced them
-        return self._apply(msg, rec)
+        emits = self._apply(msg, rec)
+        if any(e.traceparent is None for e in emits):  # a duplicate's: its own request's trace
+            here = tracing.traceparent_of(rec.headers or ())
+            emits = [e if e.traceparent else dataclasses.replace(e, traceparent=here)
+                     for e in emits]
+        return emits
 
     def _apply(
         self, msg: Manifest | LegAnswer | DuplicateNotice, rec: ConsumerRecord[bytes, bytes]
@@ -366,6 +375,11 @@ class Correlator:
         for i, e in enumerate(emits):
             step.origin = i  # what to replace if this reply cannot be written
             r = e.reply
+            span = tracing.start(self.tracer, "correlator", tracing.parent_of(
+                traceparent=e.traceparent), kind=SpanKind.PRODUCER, attributes={
+                    "switch.cid": r.cid, "switch.mid": r.mid, "switch.ori": r.ori,
+                    "switch.mke": r.mke, "switch.status": r.status})
+            step.headers = tracing.headers_of(span)  # the reply carries the trace on
             step.send(e.topic or t.replies, encode(r), r.ori)
             event = "supplement" if r.supplement else ("duplicate" if r.duplicate else "replied")
             step.audit(t.audit, audit_entry(
@@ -377,7 +391,9 @@ class Correlator:
             structlog.contextvars.bind_contextvars(cid=r.cid, mid=r.mid)
             self.log.debug(event, status=r.status)
             structlog.contextvars.clear_contextvars()
+            span.end()
         step.origin = None
+        step.headers = None
 
     def _undelivered(self, emits: list[Emit], origin: int, failure: Failure) -> list[Out]:
         """A reply that cannot be written is sent without its images, with a line saying
@@ -386,7 +402,7 @@ class Correlator:
         moved = e.topic is not None and failure.topic == e.topic
         reply = undelivered_reply(e.reply, failure.reason, moved_to=t.replies if moved else None)
         step = Step()
-        self._replaced[origin] = Emit(reply, None if moved else e.topic, e.cid)
+        self._replaced[origin] = Emit(reply, None if moved else e.topic, e.cid, e.traceparent)
         self._stage(step, [self._replaced[origin]])
         self.log.warning("reply not deliverable; sent without images", cid=e.cid,
                          reason=failure.reason)

@@ -28,7 +28,9 @@ from aiokafka import (
     TopicPartition,
 )
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from opentelemetry.trace import Span
 
+from switch import tracing
 from switch.contract.deadletter import bounded_key, dead_letter
 from switch.contract.internal import DuplicateNotice, LegRequest, Manifest, record_decoder
 from switch.contract.messages import (
@@ -138,6 +140,9 @@ class Router:
         self.log = get_logger(COMPONENT)
         self.counts = {"routed": 0, "rejected": 0, "dead_lettered": 0, "duplicates": 0}
         self._directory_task: asyncio.Task[None] | None = None
+        self.tracer = tracing.tracer(COMPONENT)
+        self._span: Span | None = None  # the hop of the input being handled
+        self._traceparent: str | None = None
         self._ready = asyncio.Event()
         self._known_topics: set[str] = {settings.topics.replies}
         self.producer: AIOKafkaProducer | None = None
@@ -366,8 +371,19 @@ class Router:
         for i, d in enumerate(decoded):
             structlog.contextvars.clear_contextvars()
             self._origin = i
-            with step.caused_by(i):
-                self._process(d, step, staged)
+            if d.forward_to is not None:  # forwarded unchanged, its trace context too
+                with step.caused_by(i, list(d.rec.headers or ()) or None):
+                    self._process(d, step, staged)
+            else:
+                span = self._span = tracing.start(
+                    self.tracer, "router", tracing.parent_of(d.rec.headers),
+                    appended_ms=d.rec.timestamp, attributes=_span_attributes(d))
+                headers = tracing.headers_of(span)
+                self._traceparent = tracing.traceparent_of(headers)
+                with step.caused_by(i, headers):
+                    self._process(d, step, staged)
+                span.end()
+                self._span = None
             step.consumed(d.rec)
         self._origin = None
         # In the batch's transaction, caused by no one input: kept whatever is refused (a
@@ -460,6 +476,8 @@ class Router:
             self.counts["forwarded"] = self.counts.get("forwarded", 0) + 1
             return
         cid = uuid.uuid4().hex
+        if self._span is not None:
+            self._span.set_attribute("switch.cid", cid)
         if isinstance(d.error, Unreadable):
             self._dead_letter(d.error, rec, cid, step)
             return
@@ -534,6 +552,7 @@ class Router:
             nic=getattr(req, "nic", None) or (rec.nic if rec else None),
             imt=getattr(req, "imt", None), doi=getattr(req, "doi", None),
             doc=getattr(req, "doc", None), timeout_s=self.settings.deadline_s,
+            traceparent=self._traceparent,
         )
         # The manifest goes first: the correlator must know what to expect.
         step.send(t.responses, encode(manifest), cid)
@@ -661,6 +680,13 @@ _MKE = {EnterImage: "EIM", ModifyImage: "MII", CancelImage: "XIM", QueryImage: "
 
 def _mke(req: AnyRequest) -> str:
     return _MKE[type(req)]
+
+
+def _span_attributes(d: _Decoded) -> dict[str, str | None]:
+    known = d.request if d.request is not None else d.error
+    return {"switch.mid": getattr(known, "mid", None), "switch.ori": getattr(known, "ori", None),
+            "switch.mke": _mke(d.request) if d.request is not None else getattr(known, "mke", None),
+            "messaging.kafka.partition": str(d.rec.partition)}
 
 
 def _echo(raw: bytes | None) -> str:
