@@ -1,9 +1,10 @@
 """What the web console remembers, bounded so it can run for days. Pure: no Kafka, no HTTP.
 
-`TransactionIndex` keeps the most recent transactions (cid -> their audit entries and
-reply summaries), looked up by cid, mid, LNO or IMN; the oldest transaction is forgotten
-first. `Recent` keeps the last replies whole (their images too) so a page opened now
-shows what just happened; `DeadLetters` the last dead letters, without their raw bytes;
+`TransactionIndex` keeps the most recent transactions (cid -> the router's manifest, each
+system's answer, their audit entries and reply summaries, each with its time), looked up
+by cid, mid, LNO, IMN or trace id; the oldest transaction is forgotten first. `Recent`
+keeps the last replies whole (their images too) so a page opened now shows what just
+happened; `DeadLetters` the last dead letters, without their raw bytes;
 `Rate` the arrival times of the last minute's replies. Reply summaries and dead-letter
 views never hold image bytes: only a reply pushed to the page (`reply_event`) does.
 """
@@ -19,6 +20,7 @@ from typing import Any
 import msgspec
 
 from switch.console.state import Counts, FirstSeen
+from switch.contract.internal import LegAnswer, Manifest
 from switch.contract.messages import AuditEntry, DeadLetter, Reply
 
 TRANSACTIONS = 20_000  # transactions the search can find
@@ -64,6 +66,8 @@ class Transaction:
     replies: list[dict[str, Any]] = field(default_factory=list)
     keys: set[tuple[str, str]] = field(default_factory=set)  # (kind, value) it is found by
     trace_id: str | None = None  # its OpenTelemetry trace (switch/tracing.py)
+    manifest: dict[str, Any] | None = None  # what the router expected, and when
+    answers: list[dict[str, Any]] = field(default_factory=list)  # each system's, no image bytes
 
     def view(self) -> dict[str, Any]:
         """The transaction with its hops in time order, each with `since_ms`: the time since
@@ -75,8 +79,9 @@ class Transaction:
             at = _when(h.get("ts"))
             since = None if at is None or start is None else round((at - start).total_seconds() * 1000, 1)
             timed.append(h | {"since_ms": since})
-        return {"cid": self.cid, "trace_id": self.trace_id, "hops": timed,
-                "replies": list(self.replies)}
+        return {"cid": self.cid, "trace_id": self.trace_id, "manifest": self.manifest,
+                "answers": sorted(self.answers, key=lambda a: a.get("ts") or ""),
+                "hops": timed, "replies": list(self.replies)}
 
 
 def _when(ts: Any) -> datetime | None:
@@ -137,6 +142,26 @@ class TransactionIndex:
         self._key(txn, "mid", entry.mid)
         self._key(txn, "lno", entry.lno)
         self._key(txn, "imn", entry.imn)
+
+    def add_manifest(self, m: Manifest, ts: str | None = None) -> None:
+        """The router's manifest (appended at `ts`): the legs it expects, the ones it
+        skipped and why, the deadline."""
+        txn = self._txn(m.cid)
+        txn.manifest = {"ts": ts, "mke": m.mke, "ori": m.ori, "expected": list(m.expected),
+                        "skipped": dict(m.skipped), "timeout_s": m.timeout_s, "lno": m.lno,
+                        "imn": m.imn, "nic": m.nic}
+        self._key(txn, "mid", m.mid)
+        self._key(txn, "lno", m.lno)
+        self._key(txn, "imn", m.imn)
+
+    def add_answer(self, a: LegAnswer, ts: str | None = None) -> None:
+        """A system's answer (appended at `ts`); its images only as a count."""
+        txn = self._txn(a.cid)
+        if len(txn.answers) < HOPS_PER_TRANSACTION:
+            txn.answers.append({"ts": ts, "system": a.system, "status": a.leg.status,
+                                "code": a.leg.code, "text": a.leg.text, "imn": a.leg.imn,
+                                "ms": a.leg.ms, "images": len(a.images)})
+        self._key(txn, "imn", a.leg.imn)
 
     def add_reply(self, reply: Reply) -> None:
         txn = self._txn(reply.cid)

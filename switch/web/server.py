@@ -7,15 +7,17 @@ box, and would add a build step to a project that has none; the page is a file i
 package (`page.html`), served as it is.
 
 Reading: one consumer, no group, read_committed (`make_consumer`), assigned every
-partition of the replies, audit and dead-letter topics. Replies are read from the end
-(only new ones) unless `from_beginning`; audit entries and dead letters from at most
+partition of the replies, audit, responses (the router's manifests and the systems'
+answers) and dead-letter topics. Replies are read from the end (only new ones) unless
+`from_beginning`; audit entries, responses and dead letters from at most
 `SCAN_PER_PARTITION` records before the end of each partition, so a search finds what
 happened before the console started, within a bound. What it keeps is bounded
 (`switch.web.index`), so it can run for days.
 
 Endpoints: `/` the page; `/events` server-sent events (`reply`, `deadletter`, `stats`
-once a second; the recent replies first); `/api/search?q=` cid, mid, LNO or IMN -> the
-transactions with their audit hops and replies (no image bytes); `/api/deadletters`
+once a second; the recent replies first); `/api/search?q=` cid, mid, LNO, IMN or trace id ->
+the transactions with their manifest, answers, audit hops and replies, each with its time
+(no image bytes); `/api/deadletters`
 (reasons, positions, key and sizes, never the raw bytes); `/api/stats`.
 
 Nothing is logged per request (no access log), and no image bytes reach a log: only a
@@ -30,15 +32,17 @@ import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
 import msgspec
 import structlog
 from aiohttp import web
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from switch import tracing
+from switch.contract.internal import LegAnswer, Manifest, response_decoder
 from switch.contract.messages import AuditEntry, dead_letter_decoder, reply_decoder
 from switch.kafka.clients import make_consumer, topic_partitions
 from switch.settings import Settings
@@ -158,7 +162,8 @@ class WebConsole:
     async def _assign(self, consumer: AIOKafkaConsumer) -> None:
         t = self.settings.topics
         replies = await topic_partitions(consumer, t.replies) or [TopicPartition(t.replies, 0)]
-        history = [tp for topic in (t.audit, t.dlq) for tp in await topic_partitions(consumer, topic)]
+        history = [tp for topic in (t.audit, t.dlq, t.responses)
+                   for tp in await topic_partitions(consumer, topic)]
         consumer.assign(replies + history)
         if self.options.from_beginning:
             await consumer.seek_to_beginning(*replies)
@@ -188,6 +193,8 @@ class WebConsole:
                             self.board.index.add_audit(
                                 audit_decoder.decode(rec.value),
                                 tracing.trace_id(tracing.traceparent_of(rec.headers or ())))
+                        elif tp.topic == t.responses:
+                            self._response(rec)
                         elif tp.topic == t.dlq:
                             view = self.board.add_dead_letter(
                                 dead_letter_decoder.decode(rec.value),
@@ -198,6 +205,15 @@ class WebConsole:
                             self.board.counts.unreadable += 1
                         log.warning("skipped an unreadable record", topic=tp.topic,
                                     partition=tp.partition, offset=rec.offset, error=str(exc)[:200])
+
+    def _response(self, rec: ConsumerRecord[bytes, bytes]) -> None:
+        """A manifest or a leg answer into its transaction, with the broker's append time."""
+        msg = response_decoder.decode(rec.value or b"")
+        ts = _iso(rec.timestamp)
+        if isinstance(msg, Manifest):
+            self.board.index.add_manifest(msg, ts)
+        elif isinstance(msg, LegAnswer):
+            self.board.index.add_answer(msg, ts)
 
     # ------------------------------------------------------------------ HTTP
 
@@ -257,3 +273,10 @@ async def serve(settings: Settings, options: WebOptions, stop: asyncio.Event) ->
               flush=True)
         await stop.wait()
         return console.url
+
+
+def _iso(ms: int | None) -> str | None:
+    """A record's timestamp (ms) as the audit entries write theirs (RFC 3339, UTC, ms)."""
+    if not ms or ms <= 0:
+        return None
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"

@@ -102,6 +102,13 @@ async def test_replies_photos_filters_and_trace_in_a_browser(switch: RunningSwit
             shown = await hops_shown(page, qim.cid)
             assert shown >= HOPS, shown
             assert "COMPLETE" in await page.inner_text(f"#results .txn[data-cid='{qim.cid}']")
+            # Its manifest and each system's answer, with their times.
+            box = f"#results .txn[data-cid='{qim.cid}']"
+            await page.wait_for_selector(f"{box} .manifest")
+            assert "legs LEADS,NCIC" in await page.inner_text(f"{box} .manifest")
+            systems = await page.eval_on_selector_all(f"{box} tr.answer",
+                                                      "rows => rows.map(r => r.dataset.system)")
+            assert sorted(systems) == ["LEADS", "NCIC"], systems
             # Its OpenTelemetry trace id, shown, finds the same transaction.
             trace_id = await page.get_attribute(f"#results .txn[data-cid='{qim.cid}']", "data-trace")
             assert trace_id and len(trace_id) == 32, trace_id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from switch.contract.internal import LegAnswer, Manifest
 from switch.contract.messages import AuditEntry, DeadLetter, ImageRecord, Leg, Reply
 from switch.web.index import Board, Rate, TransactionIndex
 
@@ -51,6 +52,27 @@ def test_a_transaction_is_found_by_its_trace_id_and_shows_it() -> None:
     assert [t["cid"] for t in found] == ["c1"]
     assert found[0]["trace_id"] == trace and len(found[0]["hops"]) == 2
     assert idx.search("c2")[0]["trace_id"] is None
+
+
+def test_a_transaction_shows_its_manifest_and_answers_without_image_bytes() -> None:
+    idx = TransactionIndex()
+    idx.add_manifest(Manifest(cid="c1", mid="m1", ori="IL0160000", mke="QIM",
+                              expected=["LEADS"], skipped={"NCIC": "VOAY RECORD: LEADS ONLY"},
+                              deadline=0.0, created=0.0, lno="X1", timeout_s=10.0),
+                     "2025-01-10T00:00:00.010Z")
+    idx.add_answer(LegAnswer(cid="c1", system="LEADS", leg=Leg(status="ACK", imn="X1M0", ms=4.0,
+                                                               text="LEADS ACKNOWLEDGMENT"),
+                             images=[ImageRecord(system="LEADS", imn="X1M0", imt="M",
+                                                 doi="20250110", image=JPEG, lno="X1")]),
+                   "2025-01-10T00:00:00.020Z")
+    for q in ("m1", "x1", "X1M0"):
+        assert [t["cid"] for t in idx.search(q)] == ["c1"], q
+    t = idx.search("c1")[0]
+    assert t["manifest"]["expected"] == ["LEADS"] and "NCIC" in t["manifest"]["skipped"]
+    assert t["manifest"]["ts"] == "2025-01-10T00:00:00.010Z"
+    assert [(a["system"], a["status"], a["images"], a["ts"]) for a in t["answers"]] == [
+        ("LEADS", "ACK", 1, "2025-01-10T00:00:00.020Z")]
+    assert "photo-bytes" not in json.dumps(t)
 
 
 def test_the_oldest_transaction_is_forgotten_with_its_lookups() -> None:
