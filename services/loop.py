@@ -51,7 +51,8 @@ from services.controls import DOWN_DROP, DOWN_FORWARD, Controls
 from services.deadline import LOG_APPEND_TIME, overdue_s
 from services.directory import publish_directory, publish_imn_floor
 from services.rules import REJECT, UNAVAILABLE, Applied, answer_unapplied, apply_request
-from services.store import Store
+from services.store import Store, StoreFull
+from services.storefull import FullStoreGuard
 from switch.contract.internal import LegAnswer, LegRequest, leg_request_decoder
 from switch.contract.messages import (
     CancelImage,
@@ -140,6 +141,7 @@ class Service:
         self._tail: asyncio.Task[None] | None = None  # the last batch in flight
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._redeliver: dict[TopicPartition, int] = {}  # first offsets to read again
+        self.full = FullStoreGuard(self.system, settings.store_path(self.system), self.log)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -304,7 +306,7 @@ class Service:
                 # then go back to the first offset not safely answered.
                 await self._drain()
                 self._rewind(consumer)
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(self.full.pause_s)  # grows while the store is full
                 continue
             if self.controls.mode == DOWN_FORWARD:
                 # Re-paused every round: a rebalance hands over partitions unpaused.
@@ -364,12 +366,16 @@ class Service:
         except Exception as exc:  # e.g. the disk is full: nothing applied, nothing sent
             for send in sends:
                 send.close()
-            self.log.error("store commit failed; batch will be retried", error=repr(exc))
+            if isinstance(exc, StoreFull):
+                self.full.failed(exc)  # one clear line, then quiet retries
+            else:
+                self.log.error("store commit failed; batch will be retried", error=repr(exc))
             self._mark_redeliver(starts)
             self._slots.release()
             return
         finally:
             structlog.contextvars.clear_contextvars()
+        self.full.stored()
         applied = time.perf_counter()
         self._tail = asyncio.create_task(
             self._finish(consumer, sends, starts, offsets, self._tail, started, applied)
@@ -435,7 +441,8 @@ class Service:
         for tp, offset in self._redeliver.items():
             with contextlib.suppress(Exception):  # the partition may have been revoked
                 consumer.seek(tp, offset)
-        self.log.warning("redelivering", partitions={str(tp): o for tp, o in self._redeliver.items()})
+        say = self.log.debug if self.full.active else self.log.warning
+        say("redelivering", partitions={str(tp): o for tp, o in self._redeliver.items()})
         self._redeliver.clear()
 
     def _handle(self, record: ConsumerRecord[bytes, bytes]) -> list[Coroutine[Any, Any, None]]:
@@ -499,6 +506,8 @@ class Service:
                         renewal_days=self.settings.renewal_days,
                         delay_s=delay,
                     )
+        except StoreFull:
+            raise  # the whole batch is rolled back: nothing may be answered (storefull.py)
         except Exception as exc:  # a store failure must not end the loop: refuse instead
             self.log.exception("applying failed", error=repr(exc))
             answer = LegAnswer(
