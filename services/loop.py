@@ -366,6 +366,7 @@ class Service:
         except Exception as exc:  # e.g. the disk is full: nothing applied, nothing sent
             for send in sends:
                 send.close()
+            structlog.contextvars.clear_contextvars()  # the batch's, not one request's
             if isinstance(exc, StoreFull):
                 self.full.failed(exc)  # one clear line, then quiet retries
             else:
