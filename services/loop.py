@@ -299,7 +299,7 @@ class Service:
 
     async def _serve(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
         paused = False
-        last_prune = 0.0
+        last_prune = float("-inf")  # monotonic: a step of the wall clock neither stops nor floods it
         while not stop.is_set():
             if self._redeliver:
                 # Only this loop moves the consumer: wait for the batches in flight,
@@ -330,8 +330,8 @@ class Service:
             for records in batch.values():  # the broker's clock, before any deadline is judged
                 for record in records:
                     self._observe(record)
-            if time.time() - last_prune > PRUNE_EVERY_S:
-                last_prune = time.time()
+            if time.monotonic() - last_prune > PRUNE_EVERY_S:
+                last_prune = time.monotonic()
                 self._prune()
             if not batch:
                 continue
