@@ -376,7 +376,7 @@ class Service:
             return
         finally:
             structlog.contextvars.clear_contextvars()
-        self.full.stored()
+        self.full.stored(self.store.wrote)
         applied = time.perf_counter()
         self._tail = asyncio.create_task(
             self._finish(consumer, sends, starts, offsets, self._tail, started, applied)

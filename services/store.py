@@ -191,6 +191,8 @@ class Store:
         # isolation_level=None: transactions are explicit (BEGIN/SAVEPOINT below).
         self._db = sqlite3.connect(str(path), isolation_level=None, timeout=busy_timeout_s)
         self._depth = 0
+        self._changes_at_begin = 0
+        self.wrote = False  # whether the last outer transaction committed any change
         self._cache_kib = cache_kib
         knobs = os.environ if env is None else env
         self.commit_delay_s = float(knobs.get(COMMIT_DELAY_ENV) or 0.0)
@@ -253,6 +255,8 @@ class Store:
             if self.quota_file is not None:
                 self._apply_quota()
             self._db.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            self._changes_at_begin = self._db.total_changes
+            self.wrote = False
         else:
             self._db.execute(f"SAVEPOINT {name}")
         self._depth += 1
@@ -278,6 +282,7 @@ class Store:
                 if self.commit_delay_s > 0:
                     time.sleep(self.commit_delay_s)  # fault injection: a slow disk blocks
                 self._db.execute("COMMIT")
+                self.wrote = self._db.total_changes != self._changes_at_begin
             except BaseException as exc:
                 # A failed COMMIT may leave the transaction open (SQLite's advice: roll
                 # back explicitly), else every later BEGIN would fail.

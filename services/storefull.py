@@ -69,9 +69,10 @@ class FullStoreGuard:
             )
         self.retries += 1
 
-    def stored(self) -> None:
-        """A batch was stored: if the store was full, it has room again."""
-        if self.full_since is None:
+    def stored(self, wrote: bool = True) -> None:
+        """A batch was committed. If it wrote something and the store was full, the store
+        has room again (a batch of queries only writes nothing: it proves no room)."""
+        if self.full_since is None or not wrote:
             return
         self.log.warning(
             f"{self.system} store has room again: resumed taking requests",

@@ -66,6 +66,10 @@ def test_a_full_store_rolls_the_whole_batch_back_and_takes_writes_when_room_retu
         quota.write_text("")  # room again
         with store.transaction():
             answers = [apply_request(store, lg, now=now) for lg in legs]
+        assert store.wrote
+        with store.transaction():
+            store.record_by_lno(SOR.lno)
+        assert not store.wrote
         assert [a.answer.leg.status for a in answers] == ["ACK"] * 3, answers[0].answer
         assert store.applied_count() == 3
         assert not store._db.in_transaction
@@ -133,6 +137,8 @@ def test_the_guard_says_it_once_backs_off_and_says_when_it_resumed(tmp_path: Pat
     assert pauses[:4] == list(RETRY_S) and pauses[-1] == RETRY_S[-1]
     assert len(log.lines) == 1 and log.lines[0][0] == "error"
     assert "store is full" in log.lines[0][1] and "Free space" in log.lines[0][1]
+    guard.stored(wrote=False)  # a batch of queries only: no proof of room
+    assert guard.active and len(log.lines) == 1
     guard.stored()
     guard.stored()
     assert [k for k, _ in log.lines] == ["error", "warning"] and not guard.active
