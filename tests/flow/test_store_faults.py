@@ -36,6 +36,7 @@ from tests.flow.harness import (
     ReplyReader,
     check_acks_match_stores,
     logs_tail,
+    long_run,
     missing_and_doubled,
     record_figures,
     send_at_rate,
@@ -109,7 +110,8 @@ class SmallDisk:
             subprocess.run(["umount", "-l", str(self.dir)], check=False)
 
 
-@pytest.fixture(params=["tmpfs", "quota"])
+# `make test`: a tmpfs where one can be mounted, else the quota; `make reliability`: both.
+@pytest.fixture(params=["tmpfs", "quota"] if long_run() else ["tmpfs"])
 def small_disk(kafka_settings: Settings, tmp_path: Path,
                request: pytest.FixtureRequest) -> Iterator[SmallDisk]:
     disk = SmallDisk(kafka_settings.with_overrides(deadline_s=3.0), tmp_path, request.param)
