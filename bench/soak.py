@@ -92,6 +92,13 @@ def children(pid: int) -> list[int]:
         return []
 
 
+def label_argv(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def label(pid: int) -> str:
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -120,6 +127,17 @@ class Watch:
         if self.parent is not None:
             for child in children(self.parent):
                 out[label(child)] = child
+        # Their own children too: the router's image workers and multiprocessing's tracker.
+        for name, pid in list(out.items()):
+            if name == "broker" or pid == self.parent:
+                continue
+            workers = 0
+            for grandchild in children(pid):
+                if "resource_tracker" in label_argv(grandchild):
+                    out[f"{name} tracker"] = grandchild
+                else:
+                    workers += 1
+                    out[f"{name} worker {workers}"] = grandchild
         out["loadgen"] = os.getpid()
         return out
 
