@@ -438,6 +438,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         else:
             argvs = {c: [py, "-m", "switch.cli.main", "run", c]
                      for c in ("leads", "ncic", "correlator", "router")}
+            for c in args.trace:  # under tracemalloc, snapshots in <home>/trace-<c>
+                argvs[c] = [py, str(ROOT / "bench" / "tracewrap.py"), str(home / f"trace-{c}"),
+                            str(args.trace_every), "-m", "switch.cli.main", "run", c]
         # Seed before starting: `switch up` would seed its own default population otherwise.
         records = seed_stores(settings, args.records, 17)
         say(f"seeded {len(records)} records; starting the switch ({args.mode})")
@@ -486,6 +489,12 @@ def main() -> None:
                    help="records to seed; each takes 12 EIMs at most (default 8000)")
     p.add_argument("--interval", type=float, default=60.0, help="latency interval, s (default 60)")
     p.add_argument("--sample", type=float, default=15.0, help="RSS sampling period, s (default 15)")
+    p.add_argument("--trace", action="append", default=[], metavar="COMPONENT",
+                   choices=("leads", "ncic", "correlator", "router"),
+                   help="--mode run: run this component under tracemalloc (bench/tracewrap.py), "
+                   "a snapshot every --trace-every s in <home>/trace-COMPONENT (use --keep); "
+                   "its RSS then includes tracemalloc's own")
+    p.add_argument("--trace-every", type=float, default=300.0)
     p.add_argument("--json-out", metavar="FILE", help="write every figure (and sample) as JSON here")
     p.add_argument("--keep", action="store_true", help="keep the temporary home (logs, stores)")
     args = p.parse_args()
