@@ -163,6 +163,18 @@ def slope_per_hour(points: list[tuple[float, float]]) -> float | None:
     return sxy / sxx * 3600.0
 
 
+def robust_slope_per_hour(points: list[tuple[float, float]]) -> float | None:
+    """Theil-Sen slope (the median of every pairwise slope), per hour: one stall or one
+    step (a backlog's high-water mark) does not tilt it as it tilts least squares."""
+    slopes = sorted((y2 - y1) / (x2 - x1) for i, (x1, y1) in enumerate(points)
+                    for x2, y2 in points[i + 1:] if x2 != x1)
+    if not slopes:
+        return None
+    mid = len(slopes) // 2
+    median = slopes[mid] if len(slopes) % 2 else (slopes[mid - 1] + slopes[mid]) / 2
+    return median * 3600.0
+
+
 def percentile(sorted_values: list[float], q: float) -> float | None:
     if not sorted_values:
         return None
@@ -355,6 +367,8 @@ def summarise(args: argparse.Namespace, watch: Watch, tally: Tally, failures: in
             "rss_peak_mb": round(max(p[1] for p in pts), 1),
             "rss_after_warmup_mb": round(after[0][1], 1) if after else None,
             "slope_mb_per_h": (None if (s := slope_per_hour(after)) is None else round(s, 2)),
+            "robust_slope_mb_per_h": (None if (r := robust_slope_per_hour(after)) is None
+                                      else round(r, 2)),
             "pids": sorted(watch.pids_seen[name]), "samples": len(pts),
         }
     intervals = []
@@ -367,6 +381,7 @@ def summarise(args: argparse.Namespace, watch: Watch, tally: Tally, failures: in
     full = [iv for iv in intervals if iv["count"] >= 0.5 * args.rate * args.interval]
     after = [iv for iv in full if iv["start_s"] >= warm]
     p99_slope = slope_per_hour([(iv["start_s"], iv["p99_ms"]) for iv in after])
+    p99_robust = robust_slope_per_hour([(iv["start_s"], iv["p99_ms"]) for iv in after])
     q = max(1, len(after) // 4)
     sent = len(tally.sent_at)
     missing = [m for m in tally.sent_at if not tally.replies.get(m)]
@@ -376,6 +391,8 @@ def summarise(args: argparse.Namespace, watch: Watch, tally: Tally, failures: in
         "eim_share": args.eim_share, "records": args.records, "eims_sent": eims,
         "processes": procs, "intervals": intervals,
         "p99_drift_ms_per_h": None if p99_slope is None else round(p99_slope, 1),
+        "p99_robust_drift_ms_per_h": None if p99_robust is None else round(p99_robust, 1),
+        "p99_median_ms": percentile(sorted(iv["p99_ms"] for iv in after), 0.5),
         "p99_first_quarter_ms": round(sum(iv["p99_ms"] for iv in after[:q]) / q, 1) if after else None,
         "p99_last_quarter_ms": round(sum(iv["p99_ms"] for iv in after[-q:]) / q, 1) if after else None,
         "sent": sent, "replied": sent - len(missing), "missing": len(missing),
@@ -391,19 +408,22 @@ def report(res: dict[str, Any]) -> str:
         f"## Soak ({res['mode']}, {res['duration_s'] / 60:.0f} min at {res['rate']:g}/s, "
         f"{res['eim_share'] * 100:.0f} % EIM, {res['records']} records)",
         "",
-        "| process | RSS start MB | after warm-up | end | peak | slope after warm-up MB/h |",
-        "|---|---|---|---|---|---|",
+        "| process | RSS start MB | after warm-up | end | peak | slope after warm-up MB/h "
+        "(least squares) | (Theil-Sen) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, p in res["processes"].items():
         lines.append(f"| {name} | {p['rss_start_mb']} | {p['rss_after_warmup_mb']} | {p['rss_end_mb']} | "
-                     f"{p['rss_peak_mb']} | {p['slope_mb_per_h']} |")
+                     f"{p['rss_peak_mb']} | {p['slope_mb_per_h']} | {p['robust_slope_mb_per_h']} |")
     lines += ["", "| interval | from s | replies | p50 ms | p99 ms | max ms |", "|---|---|---|---|---|---|"]
     for iv in res["intervals"]:
         lines.append(f"| {iv['interval'] + 1} | {iv['start_s']:.0f} | {iv['count']} | {iv['p50_ms']} | "
                      f"{iv['p99_ms']} | {iv['max_ms']} |")
     lines += ["",
-              f"p99 drift after warm-up: {res['p99_drift_ms_per_h']} ms/hour (mean p99 first quarter "
-              f"{res['p99_first_quarter_ms']} ms, last quarter {res['p99_last_quarter_ms']} ms)",
+              f"p99 drift after warm-up: {res['p99_drift_ms_per_h']} ms/hour by least squares, "
+              f"{res['p99_robust_drift_ms_per_h']} ms/hour by Theil-Sen (median p99 "
+              f"{res['p99_median_ms']} ms; mean p99 first quarter {res['p99_first_quarter_ms']} ms, "
+              f"last quarter {res['p99_last_quarter_ms']} ms)",
               f"requests sent {res['sent']}, replied {res['replied']}, missing {res['missing']}, "
               f"doubled {res['doubled']}, send failures {res['send_failures']}; supplements "
               f"{res['supplements']}; statuses {res['statuses']}"]
