@@ -437,6 +437,12 @@ def spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    # SIGTERM or SIGINT (ignored by a background job's default) end the soak early, still
+    # stopping every process and the broker it started.
+    task = asyncio.current_task()
+    assert task is not None
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(sig, task.cancel)
     home = Path(tempfile.mkdtemp(prefix="switch-soak-"))
     logs = home / "logs"
     logs.mkdir()
@@ -520,7 +526,11 @@ def main() -> None:
     args = p.parse_args()
     configure("WARNING")
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
-    res = asyncio.run(main_async(args))
+    try:
+        res = asyncio.run(main_async(args))
+    except asyncio.CancelledError:
+        say("stopped early (signal); every process it started is stopped")
+        sys.exit(1)
     print(report(res))
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(res, indent=2))
