@@ -9,17 +9,21 @@ What it does, all on a fresh local broker in a temporary home (stopped at the en
    generator: QIM only, and EIM only with ~30 KB photos (30:3 KB; at 480 x 600 they
    are stored as they are). Dependencies between steps are dropped: a benchmark wants
    a pure open model.
-2. Runs the switch as four processes (`switch run leads|ncic|correlator|router`), and
-   for each traffic type ramps the offered rate (constant arrivals, x2 per step, then
+2. Runs the switch exactly as the README starts it, `switch up` with default settings
+   (four processes: LEADS, NCIC, a correlator and a router), and for each traffic type
+   ramps the offered rate (constant arrivals, x2 per step, then
    two geometric bisections) until a step fails; the highest passing rate is the
    highest sustained throughput. A step passes when no reply is missing, the last
    reply arrives within --tail-limit seconds of the last send (replies kept up), p99 is
    under --p99-limit ms, and the load generator managed 95 % of the rate (else the
    generator, not the system, is the limit). Then it measures p50/p99/p99.9 at half
    that rate. Latency runs from each request's scheduled send time (schedule.py).
+   Then an independent client (open_client.py: plain aiokafka, QIM by LNO) at half the
+   QIM rate and at 5/s (a quiet switch: one request at a time), and, unless --no-scale,
+   the QIM ramp again on `switch up --instances 2` (two routers, two correlators).
 3. Stops the switch, runs the baseline (bench/relay.py, four processes, the same hops
-   and transactions, no work) through the same ramps, plus a latency run at the
-   switch's half rate so the p99s compare at the same load.
+   and transactions, no work) through the same ramps, plus a latency run and the
+   independent client at the switch's half rate so the p99s compare at the same load.
 4. Prints throughput, latency, switch/baseline ratios, and CPU seconds and resident
    memory (RSS now, and peak) of every process: each switch component, each relay, the
    broker's JVM and the load generator (this process).
@@ -64,6 +68,9 @@ from switch.loadtest.traffic import Header, Step, Traffic  # noqa: E402
 from switch.logs import configure  # noqa: E402
 from switch.settings import Settings  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+import open_client  # noqa: E402
+
 SWITCH_PREFIX = "bsw"
 BASELINE_PREFIX = "bbl"
 TICK = os.sysconf("SC_CLK_TCK")
@@ -101,6 +108,25 @@ class Procs:
                                  stdin=subprocess.DEVNULL, cwd=ROOT)
         self.popen[name] = p
         self.pids[name] = p.pid
+
+    def adopt_children(self, parent: str) -> None:
+        """Report the children of `parent` (`switch up`'s components) each by its name."""
+        pid = self.pids[parent]
+        try:
+            kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            return
+        for kid in kids:
+            try:
+                argv = Path(f"/proc/{kid}/cmdline").read_bytes().split(b"\0")
+                env = Path(f"/proc/{kid}/environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"run" in argv:
+                comp = argv[argv.index(b"run") + 1].decode()
+                inst = next((e.split(b"=", 1)[1].decode() for e in env
+                             if e.startswith(b"SWITCH_INSTANCE=")), "0")
+                self.pids[comp if inst == "0" else f"{comp}.{inst}"] = int(kid)
 
     def sample(self) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {}
@@ -287,6 +313,18 @@ async def ramp(settings: Settings, source: Source, probe: Source, limits: Limits
     return result
 
 
+async def open_client_at(settings: Settings, records: list[dict[str, str]] | None, rate: float,
+                         limits: Limits, label: str) -> dict[str, Any]:
+    """The independent client (bench/open_client.py: plain aiokafka, QIM by LNO, latency from
+    the scheduled send) at `rate` for a latency run's length."""
+    res: dict[str, Any] = await open_client.run(
+        settings.kafka.bootstrap_servers, records or [], rate, limits.latency_s,
+        settings.topics.requests, settings.topics.replies, drain_s=15.0)
+    say(f"{label} (open client) at {rate:.0f}/s: delivered {res['delivered_rate']}/s, "
+        f"p50 {res['p50_ms']} p99 {res['p99_ms']} ms, missing {res['missing']}")
+    return res
+
+
 async def latency_at(settings: Settings, source: Source, rate: float, limits: Limits,
                      label: str) -> dict[str, Any]:
     if rate <= 0:
@@ -321,7 +359,9 @@ def child_env(settings: Settings, prefix: str) -> dict[str, str]:
 
 async def phase(name: str, settings: Settings, argvs: dict[str, list[str]], sources: dict[str, Source],
                 probe: Source, limits: Limits, logs: Path, broker_pid: int,
-                extra_rates: dict[str, float] | None = None) -> dict[str, Any]:
+                extra_rates: dict[str, float] | None = None,
+                records: list[dict[str, str]] | None = None,
+                open_rates: dict[str, float] | None = None) -> dict[str, Any]:
     await ensure_topics(settings)
     procs = Procs()
     procs.pids["broker"] = broker_pid
@@ -331,6 +371,8 @@ async def phase(name: str, settings: Settings, argvs: dict[str, list[str]], sour
         for proc_name, argv in argvs.items():
             procs.spawn(proc_name, argv, env, logs / f"{name}-{proc_name}.log")
         await warm_up(settings, probe, procs, name)
+        for proc_name in argvs:
+            procs.adopt_children(proc_name)
         before, t0 = procs.sample(), time.monotonic()
         for traffic in sources:
             r = await ramp(settings, sources[traffic], probe, limits, f"{name} {traffic}")
@@ -346,6 +388,13 @@ async def phase(name: str, settings: Settings, argvs: dict[str, list[str]], sour
                                                                f"{name} {traffic} (switch's half rate)")
             r["eim_ran_out"] = sources[traffic].wrapped and not sources[traffic].wrap_ok
             out[traffic] = r
+        if open_rates:
+            out["open_client"] = {}
+            for label, rate in open_rates.items():
+                rate = rate or (out["QIM"]["max_rate"] / 2 if "QIM" in out else 0)
+                if rate > 0:
+                    out["open_client"][label] = await open_client_at(settings, records, rate,
+                                                                     limits, f"{name} {label}")
         out["usage"] = usage(before, procs.sample(), time.monotonic() - t0)
         out["usage_wall_s"] = round(time.monotonic() - t0, 1)
     finally:
@@ -383,6 +432,18 @@ def report(res: dict[str, Any]) -> str:
         ratio = res["ratios"][traffic]
         lines.append(f"| {traffic} | {ratio['throughput']} | {ratio['p99_same_rate']} | "
                      f"{_ms((sw[traffic].get('latency_at_half') or {}).get('p99'))} ms |")
+    if res.get("switch2"):
+        one, two = sw["QIM"]["max_rate"], res["switch2"]["QIM"]["max_rate"]
+        lines += ["", f"Instances: QIM max sustained {one:.0f}/s with one of each stage, "
+                  f"{two:.0f}/s with `--instances 2` ({two / one:.2f}x)." if one else ""]
+    lines += ["", "The independent client (bench/open_client.py: plain aiokafka, QIM by LNO, latency "
+              "from the scheduled send, 15 s drain):", "",
+              "| system | run | offered/s | delivered/s | missing | p50 ms | p99 ms | max ms |",
+              "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for label, ph in (("switch", sw), ("baseline", bl)):
+        for run, r in (ph.get("open_client") or {}).items():
+            lines.append(f"| {label} | {run} | {r['offered_rate']:.0f} | {r['delivered_rate']} | "
+                         f"{r['missing']} | {_ms(r['p50_ms'])} | {_ms(r['p99_ms'])} | {_ms(r['max_ms'])} |")
     lines += ["", "| process | phase | CPU s | avg cores | RSS MB (end) | peak RSS MB |",
               "|---|---|---:|---:|---:|---:|"]
     for label, ph in (("switch", sw), ("baseline", bl)):
@@ -433,17 +494,24 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         say(f"seeded {len(records)} records; traffic generated in {time.monotonic() - t0:.1f} s")
         selected = {t: sources[t] for t in args.traffic}
         py = sys.executable
-        components = ("leads", "ncic", "correlator", "router")
-        switch_argv = {c: [py, "-m", "switch.cli.main", "run", c] for c in components}
-        res["switch"] = await phase("switch", sw, switch_argv, selected, probe, limits, logs, state.pid)
+        plain = [{"ori": r.ori, "lno": r.lno} for r in records]
+        # The switch exactly as the README starts it: `switch up`, default settings.
+        up = [py, "-m", "switch.cli.main", "up"]
+        res["switch"] = await phase("switch", sw, {"up": up}, selected, probe, limits, logs,
+                                    state.pid, records=plain, open_rates={"half": 0, "quiet": 5})
         halves = {t: res["switch"][t]["max_rate"] / 2 for t in args.traffic}
+        if args.scale:
+            res["switch2"] = await phase("switch x2", sw, {"up": [*up, "--instances", "2"]},
+                                         {"QIM": sources["QIM"]}, probe, limits, logs, state.pid)
         relay = str(ROOT / "bench" / "relay.py")
         relay_argv = {f"relay-{s}": [py, relay, s] for s in ("leads", "ncic", "correlator", "router")}
         for s in selected.values():
             if not s.wrap_ok:
                 s.cursor, s.wrapped = 0, False  # the baseline does not care about image slots
         res["baseline"] = await phase("baseline", bl, relay_argv, selected, probe, limits, logs, state.pid,
-                                      extra_rates=halves)
+                                      extra_rates=halves, records=plain,
+                                      open_rates={"at the switch's half": halves.get("QIM", 0),
+                                                  "quiet": 5})
     finally:
         broker.stop()
         if not args.keep:
@@ -475,6 +543,9 @@ def main() -> None:
                    help="s; a step whose last reply comes later than this after its last send fails")
     p.add_argument("--quick", action="store_true",
                    help="shorter steps (4 s), one bisection, 8 s latency runs")
+    p.add_argument("--no-scale", dest="scale", action="store_false",
+                   help="skip the QIM ramp of `switch up --instances 2` (how throughput grows "
+                   "from one to two instances of each stage)")
     p.add_argument("--json-out", metavar="FILE", help="write every figure as JSON here")
     p.add_argument("--keep", action="store_true", help="keep the temporary home (logs, stores)")
     args = p.parse_args()

@@ -46,6 +46,7 @@ from aiokafka import (
     ConsumerRecord,
     TopicPartition,
 )
+from opentelemetry.trace import Span
 
 from services.controls import DOWN_DROP, DOWN_FORWARD, Controls
 from services.deadline import LOG_APPEND_TIME, overdue_s
@@ -53,6 +54,7 @@ from services.directory import publish_directory, publish_imn_floor
 from services.rules import REJECT, UNAVAILABLE, Applied, answer_unapplied, apply_request
 from services.store import Store, StoreFull
 from services.storefull import FullStoreGuard
+from switch import tracing
 from switch.contract.internal import LegAnswer, LegRequest, leg_request_decoder
 from switch.contract.messages import (
     CancelImage,
@@ -121,6 +123,7 @@ class Service:
     ):
         self.settings = settings
         self.metrics = metrics or Metrics()
+        self.tracer = tracing.tracer(system.lower())
         # This host's wall clock: for local facts only (dates of entries, `answered`,
         # pruning). Deadlines count on the broker's clock (see deadline.py).
         self.wall = wall
@@ -468,6 +471,14 @@ class Service:
             self.unreadable += 1
             self.log.error("leg request for another system skipped", to=leg.system)
             return []
+        # This system's hop in the transaction's trace: from the leg request's append time
+        # to its answer being sent (the simulated latency included).
+        span = tracing.start(self.tracer, self.system, tracing.parent_of(record.headers),
+                             appended_ms=record.timestamp, attributes={
+                                 "switch.cid": leg.cid, "switch.mid": req.mid,
+                                 "switch.ori": req.ori, "switch.mke": mke,
+                                 "switch.system": self.system})
+        headers = tracing.headers_of(span)
         now = datetime.fromtimestamp(self.wall(), UTC)
         # Never `leg.deadline` (the router's wall clock): see deadline.py.
         late = overdue_s(append_ms=record.timestamp, timestamp_type=record.timestamp_type,
@@ -475,7 +486,9 @@ class Service:
         if isinstance(req, QueryImage) and late is not None:
             self.dropped += 1
             self.log.info("query past its deadline dropped", late_s=round(late, 3))
-            return [self._audit(leg, mke, "dropped", outcome="DEADLINE_PASSED")]
+            span.set_attribute("switch.outcome", "DEADLINE_PASSED")
+            span.end()
+            return [self._audit(leg, mke, "dropped", headers, outcome="DEADLINE_PASSED")]
         delay = 0.0
         try:
             if self.controls.mode == DOWN_DROP:
@@ -508,6 +521,8 @@ class Service:
                         delay_s=delay,
                     )
         except StoreFull:
+            span.set_attribute("switch.outcome", "STORE_FULL")
+            span.end()
             raise  # the whole batch is rolled back: nothing may be answered (storefull.py)
         except Exception as exc:  # a store failure must not end the loop: refuse instead
             self.log.exception("applying failed", error=repr(exc))
@@ -535,12 +550,14 @@ class Service:
             delay_ms=round(delay * 1000, 1),
         )
         outcome = a.leg.status if not a.leg.code else f"{a.leg.status}/{a.leg.code}"
+        span.set_attribute("switch.outcome", outcome)
         return [
-            self._send_answer(leg.cid, applied.encoded, delay),
+            self._send_answer(leg.cid, applied.encoded, delay, headers, span),
             self._audit(
                 leg,
                 mke,
                 "answered",
+                headers,
                 outcome=outcome,
                 lno=applied.lno or getattr(req, "lno", None),
                 imn=applied.imn or getattr(req, "imn", None),
@@ -557,14 +574,20 @@ class Service:
         if record.timestamp_type == LOG_APPEND_TIME:
             self.clock.observe(record.timestamp)
 
-    async def _send_answer(self, cid: str, value: bytes, delay: float) -> None:
+    async def _send_answer(self, cid: str, value: bytes, delay: float, headers: tracing.Headers,
+                           span: Span) -> None:
         assert self.producer is not None
-        if delay > 0:
-            await asyncio.sleep(delay)
-        fut = await self.producer.send(self.topics.responses, key=cid.encode(), value=value)
-        await fut
+        try:
+            if delay > 0:
+                await asyncio.sleep(delay)
+            fut = await self.producer.send(self.topics.responses, key=cid.encode(), value=value,
+                                           headers=headers)
+            await fut
+        finally:
+            span.end()
 
-    async def _audit(self, leg: LegRequest, mke: str, event: str, **fields: Any) -> None:
+    async def _audit(self, leg: LegRequest, mke: str, event: str, headers: tracing.Headers,
+                     **fields: Any) -> None:
         assert self.producer is not None
         req = leg.request
         entry = audit_entry(
@@ -578,7 +601,7 @@ class Service:
             **fields,
         )
         key, value = audit_record(entry)
-        fut = await self.producer.send(self.topics.audit, key=key, value=value)
+        fut = await self.producer.send(self.topics.audit, key=key, value=value, headers=headers)
         await fut
 
     def _prune(self) -> None:

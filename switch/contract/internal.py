@@ -67,6 +67,9 @@ class Manifest(msgspec.Struct, kw_only=True, frozen=True, tag="manifest", tag_fi
     doc: str | None = None
     # The deadline as a duration from the broker's append time of this record.
     timeout_s: float = 10.0
+    # The router's hop in the transaction's trace (W3C traceparent, switch/tracing.py): a
+    # reply the correlator makes without a record in hand (a deadline) stays in the trace.
+    traceparent: str | None = None
 
 
 class LegAnswer(msgspec.Struct, kw_only=True, frozen=True, tag="answer", tag_field="kind"):

@@ -21,6 +21,7 @@ in RAM. Every time is the broker's (`BrokerClock`), never this host's wall clock
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import time
 
@@ -29,7 +30,9 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.structs import RecordMetadata
+from opentelemetry.trace import SpanKind
 
+from switch import tracing
 from switch.contract.internal import (
     CHECKPOINT_KEY,
     Checkpoint,
@@ -46,6 +49,7 @@ from switch.correlator.store import ReplyStore
 from switch.kafka.audit import audit_entry
 from switch.kafka.brokerclock import BrokerClock
 from switch.kafka.clients import make_consumer, make_producer, rewind_dropped
+from switch.kafka.fencing import fence_offset_commits
 from switch.kafka.readall import read_to_end
 from switch.kafka.txloop import (
     Failure,
@@ -93,6 +97,9 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         try:
             await self.c.restore(assigned)
         finally:
+            # Again once the restore has moved the positions: a fetch that started while it
+            # ran read from the old ones; its batch is dropped (see the router's).
+            self.c.generation += 1
             self.c.restored.set()
 
 
@@ -114,6 +121,7 @@ class Correlator:
         self.committed: dict[int, int] = {}  # responses partition -> offset in that checkpoint
         self.last_restore: dict[str, int] = {}  # records read by the last restore, by topic
         self.log = get_logger(COMPONENT)
+        self.tracer = tracing.tracer(COMPONENT)
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self._ready = asyncio.Event()
@@ -135,6 +143,7 @@ class Correlator:
         t = self.settings.topics
         self.consumer = make_consumer(self.settings, group_id=self.group_id, max_poll_records=500)
         producer = make_producer(self.settings, transactional_id=self.transactional_id)
+        fence_offset_commits(producer, self.consumer)  # a dropped member's step cannot commit
         await producer.start()
         self.producer = producer
         await self.consumer.start()
@@ -172,6 +181,13 @@ class Correlator:
         emits: list[Emit] = []
         for records in batch.values():
             for rec in records:
+                done = self.next_offsets.get(rec.partition)
+                if done is not None and rec.offset < done:
+                    # Input this instance already committed, handed back by a fetch under
+                    # heavy rebalancing: never handled twice.
+                    self.log.warning("input handed back after it was committed; skipped",
+                                     partition=rec.partition, offset=rec.offset, next=done)
+                    continue
                 emits.extend(self._dispatch(rec))
                 step.consumed(rec)
                 self.next_offsets[rec.partition] = rec.offset + 1
@@ -323,7 +339,12 @@ class Correlator:
             return []
         if isinstance(msg, Decision):
             return []  # written by an older correlator; the changelog replaced them
-        return self._apply(msg, rec)
+        emits = self._apply(msg, rec)
+        if any(e.traceparent is None for e in emits):  # a duplicate's: its own request's trace
+            here = tracing.traceparent_of(rec.headers or ())
+            emits = [e if e.traceparent else dataclasses.replace(e, traceparent=here)
+                     for e in emits]
+        return emits
 
     def _apply(
         self, msg: Manifest | LegAnswer | DuplicateNotice, rec: ConsumerRecord[bytes, bytes]
@@ -354,6 +375,11 @@ class Correlator:
         for i, e in enumerate(emits):
             step.origin = i  # what to replace if this reply cannot be written
             r = e.reply
+            span = tracing.start(self.tracer, "correlator", tracing.parent_of(
+                traceparent=e.traceparent), kind=SpanKind.PRODUCER, attributes={
+                    "switch.cid": r.cid, "switch.mid": r.mid, "switch.ori": r.ori,
+                    "switch.mke": r.mke, "switch.status": r.status})
+            step.headers = tracing.headers_of(span)  # the reply carries the trace on
             step.send(e.topic or t.replies, encode(r), r.ori)
             event = "supplement" if r.supplement else ("duplicate" if r.duplicate else "replied")
             step.audit(t.audit, audit_entry(
@@ -365,7 +391,9 @@ class Correlator:
             structlog.contextvars.bind_contextvars(cid=r.cid, mid=r.mid)
             self.log.debug(event, status=r.status)
             structlog.contextvars.clear_contextvars()
+            span.end()
         step.origin = None
+        step.headers = None
 
     def _undelivered(self, emits: list[Emit], origin: int, failure: Failure) -> list[Out]:
         """A reply that cannot be written is sent without its images, with a line saying
@@ -374,7 +402,7 @@ class Correlator:
         moved = e.topic is not None and failure.topic == e.topic
         reply = undelivered_reply(e.reply, failure.reason, moved_to=t.replies if moved else None)
         step = Step()
-        self._replaced[origin] = Emit(reply, None if moved else e.topic, e.cid)
+        self._replaced[origin] = Emit(reply, None if moved else e.topic, e.cid, e.traceparent)
         self._stage(step, [self._replaced[origin]])
         self.log.warning("reply not deliverable; sent without images", cid=e.cid,
                          reason=failure.reason)

@@ -78,6 +78,7 @@ class Emit:
     reply: Reply
     topic: str | None  # the request's reply_to, else None for the default replies topic
     cid: str
+    traceparent: str | None = None  # the trace the reply belongs to (switch/tracing.py)
 
 
 @dataclass
@@ -289,7 +290,7 @@ class PendingTable:
         self._changed.add(tx.manifest.cid)
         reply = build_reply(tx.manifest, tx.answers, missing)
         self.counters.replies += 1
-        emits = [Emit(reply, tx.manifest.reply_to, tx.manifest.cid)]
+        emits = [Emit(reply, tx.manifest.reply_to, tx.manifest.cid, tx.manifest.traceparent)]
         for n in tx.held:
             emits.append(self._duplicate(tx, n))
         tx.held.clear()
@@ -301,11 +302,12 @@ class PendingTable:
         still = self._still_missing(tx)
         reply = build_reply(tx.manifest, tx.answers, still, supplement=True)
         self.counters.supplements += 1
-        return Emit(reply, tx.manifest.reply_to, tx.manifest.cid)
+        return Emit(reply, tx.manifest.reply_to, tx.manifest.cid, tx.manifest.traceparent)
 
     def _duplicate(self, tx: Tx, n: DuplicateNotice) -> Emit:
         reply = build_reply(tx.manifest, tx.answers, self._still_missing(tx), duplicate=True)
-        return Emit(reply, n.reply_to or tx.manifest.reply_to, tx.manifest.cid)
+        return Emit(reply, n.reply_to or tx.manifest.reply_to, tx.manifest.cid,
+                    tx.manifest.traceparent)
 
     @staticmethod
     def _still_missing(tx: Tx) -> dict[str, str]:

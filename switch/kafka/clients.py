@@ -12,6 +12,7 @@ from typing import Any
 import aiokafka.producer.sender as _sender
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from switch.logs import get_logger
 from switch.settings import Settings
 
 # Back-to-back transactions: the next AddPartitionsToTxn meets CONCURRENT_TRANSACTIONS
@@ -114,4 +115,8 @@ def rewind_dropped(
     owned = consumer.assignment()
     for tp, records in batch.items():
         if tp in owned and records:
-            consumer.seek(tp, max(records[0].offset, restored_at.get(tp, 0)))
+            to = max(records[0].offset, restored_at.get(tp, 0))
+            get_logger("kafka").info("batch fetched across a rebalance dropped", topic=tp.topic,
+                                     partition=tp.partition, first=records[0].offset,
+                                     last=records[-1].offset, read_again_from=to)
+            consumer.seek(tp, to)

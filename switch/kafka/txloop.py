@@ -81,6 +81,7 @@ class Out:
     key: bytes | None = None
     origin: int | None = None  # the input that caused it (the stage's numbering)
     partition: int | None = None  # None: by key
+    headers: list[tuple[str, bytes]] | None = None  # e.g. the trace context (switch/tracing.py)
 
 
 @dataclass(frozen=True)
@@ -117,26 +118,30 @@ class Step:
     outputs: list[Out] = field(default_factory=list)
     offsets: dict[TopicPartition, int] = field(default_factory=dict)
     origin: int | None = None  # stamped on every output sent while set
+    headers: list[tuple[str, bytes]] | None = None  # stamped on every output sent while set
 
     def consumed(self, rec: ConsumerRecord[bytes, bytes]) -> None:
         self.offsets[TopicPartition(rec.topic, rec.partition)] = rec.offset + 1
 
     @contextlib.contextmanager
-    def caused_by(self, origin: int) -> Iterator[None]:
-        """Outputs sent inside are replaced together if one of them cannot be written."""
-        previous, self.origin = self.origin, origin
+    def caused_by(self, origin: int, headers: list[tuple[str, bytes]] | None = None) -> Iterator[None]:
+        """Outputs sent inside are replaced together if one of them cannot be written; they
+        carry `headers` (the trace context of the input's hop) unless given their own."""
+        previous, self.origin = (self.origin, self.headers), origin
+        self.headers = headers
         try:
             yield
         finally:
-            self.origin = previous
+            self.origin, self.headers = previous
 
     def send(
         self, topic: str, value: bytes | None, key: bytes | str | None = None,
-        partition: int | None = None,
+        partition: int | None = None, headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
         if isinstance(key, str):
             key = key.encode()
-        self.outputs.append(Out(topic, value, key, self.origin, partition))
+        self.outputs.append(Out(topic, value, key, self.origin, partition,
+                                self.headers if headers is None else headers))
 
     def audit(self, topic: str, entry: AuditEntry) -> None:
         key, value = audit_record(entry)
@@ -150,10 +155,12 @@ class Step:
             if o.origin != origin:
                 kept.append(o)
             elif not placed:
-                kept.extend(Out(n.topic, n.value, n.key, origin, n.partition) for n in outputs)
+                kept.extend(Out(n.topic, n.value, n.key, origin, n.partition, n.headers)
+                            for n in outputs)
                 placed = True
         if not placed:
-            kept.extend(Out(n.topic, n.value, n.key, origin, n.partition) for n in outputs)
+            kept.extend(Out(n.topic, n.value, n.key, origin, n.partition, n.headers)
+                        for n in outputs)
         self.outputs = kept
 
 
@@ -253,7 +260,7 @@ async def _commit_once(producer: AIOKafkaProducer, group_id: str, step: Step) ->
         for i, o in enumerate(step.outputs):
             try:
                 sent.append((i, await producer.send(o.topic, o.value, key=o.key,
-                                                    partition=o.partition)))
+                                                    partition=o.partition, headers=o.headers)))
             except RECORD_ERRORS as exc:  # refused client-side: nothing was queued
                 refused.append((i, exc))
             except kerr.UnknownTopicOrPartitionError as exc:

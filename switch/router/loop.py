@@ -28,7 +28,9 @@ from aiokafka import (
     TopicPartition,
 )
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from opentelemetry.trace import Span
 
+from switch import tracing
 from switch.contract.deadletter import bounded_key, dead_letter
 from switch.contract.internal import DuplicateNotice, LegRequest, Manifest, record_decoder
 from switch.contract.messages import (
@@ -48,6 +50,7 @@ from switch.images.pipeline import NormalisedImage
 from switch.images.pool import ImagePool
 from switch.kafka.audit import audit_entry
 from switch.kafka.clients import make_consumer, make_producer, rewind_dropped, topic_partitions
+from switch.kafka.fencing import fence_offset_commits
 from switch.kafka.readall import read_to_end
 from switch.kafka.txloop import (
     Failure,
@@ -125,17 +128,24 @@ class Router:
         # offsets of a partition already handed to another instance.
         self._batch_lock = asyncio.Lock()
         self.restored = asyncio.Event()  # set while the state matches the assignment
-        self.generation = 0  # assignments so far: a batch fetched before one is dropped
+        # Bumped when an assignment starts and when its restore is done: a batch fetched
+        # across either is dropped.
+        self.generation = 0
         self.restored_at: dict[TopicPartition, int] = {}  # where the last restore started
+        # Per owned input partition: the next offset after what this instance has committed
+        # since it got the partition. Input below it is done; it is never handled again.
+        self.done: dict[TopicPartition, int] = {}
         self._last_expiry = float("-inf")  # time.monotonic() of the last mid expiry
         self.pool = ImagePool(settings.images)
         self.log = get_logger(COMPONENT)
         self.counts = {"routed": 0, "rejected": 0, "dead_lettered": 0, "duplicates": 0}
         self._directory_task: asyncio.Task[None] | None = None
+        self.tracer = tracing.tracer(COMPONENT)
+        self._span: Span | None = None  # the hop of the input being handled
+        self._traceparent: str | None = None
         self._ready = asyncio.Event()
         self._known_topics: set[str] = {settings.topics.replies}
         self.producer: AIOKafkaProducer | None = None
-        self.generation = 0  # counts revocations: a batch fetched before one is stale
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -151,6 +161,7 @@ class Router:
         self.consumer = consumer
         consumer.subscribe([t.requests, t.requests_byori], listener=_Rebalance(self))
         producer = make_producer(self.settings, transactional_id=self.transactional_id)
+        fence_offset_commits(producer, consumer)  # a dropped member's step cannot commit
         self.producer = producer
         directory = make_consumer(self.settings, group_id=None)
         await directory.start()
@@ -172,7 +183,8 @@ class Router:
                         rewind_dropped(consumer, batch, self.restored_at)
                         continue
                     owned = consumer.assignment()
-                    records = [r for tp, rs in batch.items() if tp in owned for r in rs]
+                    records = [r for tp, rs in batch.items() if tp in owned
+                               for r in self._not_done(tp, rs)]
                     if records:
                         await self._handle_batch(records, producer)
         finally:
@@ -229,9 +241,22 @@ class Router:
             if known:
                 self.consumer.seek(tp, max(known))
                 self.restored_at[tp] = max(known)
+                self.done[tp] = max(known)
                 positions[f"{tp.topic}:{tp.partition}"] = max(known)
         self.log.info("restored", partitions=parts, mids_read_to=read, positions=positions,
                       seconds=round(time.monotonic() - t0, 2))
+
+    def _not_done(self, tp: TopicPartition,
+                  records: list[ConsumerRecord[bytes, bytes]]) -> list[ConsumerRecord[bytes, bytes]]:
+        """The records of `tp` this instance has not committed yet. A fetch that hands back
+        input already committed (seen under heavy rebalancing) is dropped, with a warning."""
+        done = self.done.get(tp)
+        if done is None or not records or records[0].offset >= done:
+            return records
+        self.log.warning("input handed back after it was committed; skipped", topic=tp.topic,
+                         partition=tp.partition, first=records[0].offset,
+                         last=records[-1].offset, committed_next=done)
+        return [r for r in records if r.offset >= done]
 
     def _restore_mid(self, rec: ConsumerRecord[bytes, bytes]) -> None:
         """Replay the mids topic from where the on-disk memory last saw it."""
@@ -346,8 +371,19 @@ class Router:
         for i, d in enumerate(decoded):
             structlog.contextvars.clear_contextvars()
             self._origin = i
-            with step.caused_by(i):
-                self._process(d, step, staged)
+            if d.forward_to is not None:  # forwarded unchanged, its trace context too
+                with step.caused_by(i, list(d.rec.headers or ()) or None):
+                    self._process(d, step, staged)
+            else:
+                span = self._span = tracing.start(
+                    self.tracer, "router", tracing.parent_of(d.rec.headers),
+                    appended_ms=d.rec.timestamp, attributes=_span_attributes(d))
+                headers = tracing.headers_of(span)
+                self._traceparent = tracing.traceparent_of(headers)
+                with step.caused_by(i, headers):
+                    self._process(d, step, staged)
+                span.end()
+                self._span = None
             step.consumed(d.rec)
         self._origin = None
         # In the batch's transaction, caused by no one input: kept whatever is refused (a
@@ -365,6 +401,8 @@ class Router:
             return self._undeliverable(decoded[origin], failure, staged)
 
         landed = await commit_step(producer, self.group_id, step, fallback=fallback)
+        for tp, nxt in step.offsets.items():
+            self.done[tp] = max(nxt, self.done.get(tp, 0))
         for _, child in self._counted:
             child.inc()
         self._counted = []
@@ -439,6 +477,8 @@ class Router:
             self.counts["forwarded"] = self.counts.get("forwarded", 0) + 1
             return
         cid = uuid.uuid4().hex
+        if self._span is not None:
+            self._span.set_attribute("switch.cid", cid)
         if isinstance(d.error, Unreadable):
             self._dead_letter(d.error, rec, cid, step)
             return
@@ -513,6 +553,7 @@ class Router:
             nic=getattr(req, "nic", None) or (rec.nic if rec else None),
             imt=getattr(req, "imt", None), doi=getattr(req, "doi", None),
             doc=getattr(req, "doc", None), timeout_s=self.settings.deadline_s,
+            traceparent=self._traceparent,
         )
         # The manifest goes first: the correlator must know what to expect.
         step.send(t.responses, encode(manifest), cid)
@@ -618,6 +659,8 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         async with self.router._batch_lock:
             self.router.restored.clear()
+            for tp in revoked:
+                self.router.done.pop(tp, None)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         try:
@@ -626,6 +669,10 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
                 await wait_own_commits(self.router.settings, self.router.producer)
             await self.router.restore(list(assigned))
         finally:
+            # Again once the restore has moved the positions: a fetch that started while it
+            # ran still read from the old ones, and its batch must be dropped, not handled
+            # (handled, the restore's seek would then hand the same input back).
+            self.router.generation += 1
             self.router.restored.set()
 
 
@@ -634,6 +681,13 @@ _MKE = {EnterImage: "EIM", ModifyImage: "MII", CancelImage: "XIM", QueryImage: "
 
 def _mke(req: AnyRequest) -> str:
     return _MKE[type(req)]
+
+
+def _span_attributes(d: _Decoded) -> dict[str, str | None]:
+    known = d.request if d.request is not None else d.error
+    return {"switch.mid": getattr(known, "mid", None), "switch.ori": getattr(known, "ori", None),
+            "switch.mke": _mke(d.request) if d.request is not None else getattr(known, "mke", None),
+            "messaging.kafka.partition": str(d.rec.partition)}
 
 
 def _echo(raw: bytes | None) -> str:

@@ -63,6 +63,7 @@ class Transaction:
     hops: list[dict[str, Any]] = field(default_factory=list)
     replies: list[dict[str, Any]] = field(default_factory=list)
     keys: set[tuple[str, str]] = field(default_factory=set)  # (kind, value) it is found by
+    trace_id: str | None = None  # its OpenTelemetry trace (switch/tracing.py)
 
     def view(self) -> dict[str, Any]:
         """The transaction with its hops in time order, each with `since_ms`: the time since
@@ -74,7 +75,8 @@ class Transaction:
             at = _when(h.get("ts"))
             since = None if at is None or start is None else round((at - start).total_seconds() * 1000, 1)
             timed.append(h | {"since_ms": since})
-        return {"cid": self.cid, "hops": timed, "replies": list(self.replies)}
+        return {"cid": self.cid, "trace_id": self.trace_id, "hops": timed,
+                "replies": list(self.replies)}
 
 
 def _when(ts: Any) -> datetime | None:
@@ -87,7 +89,7 @@ def _when(ts: Any) -> datetime | None:
 class TransactionIndex:
     """Bounded LRU of transactions by cid, with lookups by mid, LNO and IMN."""
 
-    KINDS = ("mid", "lno", "imn")
+    KINDS = ("mid", "lno", "imn", "trace")
 
     def __init__(self, capacity: int = TRANSACTIONS) -> None:
         if capacity < 1:
@@ -121,10 +123,15 @@ class TransactionIndex:
             txn.keys.add(key)
             self._by.setdefault(key, set()).add(txn.cid)
 
-    def add_audit(self, entry: AuditEntry) -> None:
+    def add_audit(self, entry: AuditEntry, trace_id: str | None = None) -> None:
+        """An audit entry as a hop of its transaction; `trace_id` from its record's
+        traceparent header (every hop of a transaction carries the same one)."""
         if not entry.cid:
             return
         txn = self._txn(entry.cid)
+        if trace_id and txn.trace_id is None:
+            txn.trace_id = trace_id
+            self._key(txn, "trace", trace_id)
         if len(txn.hops) < HOPS_PER_TRANSACTION:
             txn.hops.append(msgspec.to_builtins(entry))
         self._key(txn, "mid", entry.mid)
@@ -143,7 +150,7 @@ class TransactionIndex:
             self._key(txn, "lno", im.lno)
 
     def search(self, query: str) -> list[dict[str, Any]]:
-        """Every remembered transaction whose cid, mid, LNO or IMN is `query` (any case)."""
+        """Every remembered transaction whose cid, mid, LNO, IMN or trace id is `query` (any case)."""
         q = query.strip()
         if not q:
             return []

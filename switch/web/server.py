@@ -38,6 +38,7 @@ import structlog
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from switch import tracing
 from switch.contract.messages import AuditEntry, dead_letter_decoder, reply_decoder
 from switch.kafka.clients import make_consumer, topic_partitions
 from switch.settings import Settings
@@ -184,7 +185,9 @@ class WebConsole:
                             event = self.board.add_reply(reply_decoder.decode(rec.value))
                             self.hub.publish(sse("reply", event))
                         elif tp.topic == t.audit:
-                            self.board.index.add_audit(audit_decoder.decode(rec.value))
+                            self.board.index.add_audit(
+                                audit_decoder.decode(rec.value),
+                                tracing.trace_id(tracing.traceparent_of(rec.headers or ())))
                         elif tp.topic == t.dlq:
                             view = self.board.add_dead_letter(
                                 dead_letter_decoder.decode(rec.value),

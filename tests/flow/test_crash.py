@@ -180,7 +180,8 @@ async def check_replies_and_stores(
     assert not missing, f"{len(missing)} requests without a reply, e.g. {missing[:5]}\n{logs}"
     doubled = {m: len([x for x in rs if not x.supplement]) for m, rs in replies.items()}
     doubled = {m: n for m, n in doubled.items() if n != 1}
-    assert not doubled, f"requests with more than one reply: {list(doubled.items())[:5]}"
+    assert not doubled, "requests with more than one reply (cid, status, duplicate): " + str(
+        [(m, [(x.cid, x.status, x.duplicate) for x in replies[m]]) for m in list(doubled)[:5]])
 
     stuck = [rs[-1].cid for rs in replies.values() if rs and rs[-1].status == "PENDING"]
     if stuck:

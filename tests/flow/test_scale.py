@@ -133,16 +133,10 @@ REQUESTS = 2000
 RATE = 110.0  # per second: ~18 s of traffic
 
 
-# A known defect, kept visible rather than hidden: under CPU starvation on 2 cores a LIVE
-# router or correlator can miss its heartbeats and be dropped from the group mid-step; it
-# still commits that step (aiokafka 0.14 has no KIP-447 generation fencing, and the
-# transactional id is per instance, not per input partition), while the new owner processes
-# the same input: a request answered twice. Seen in about one run in three on this machine
-# (the member's log says "local member_id was not recognized"). The fix is a transactional
-# producer per input partition (Kafka Streams' EOS-alpha), issue 11. Every other check of
-# this test (nothing lost, every ACK matching the stores) holds in those runs too.
-@pytest.mark.xfail(strict=False, reason="known: a member dropped mid-step commits it anyway "
-                   "(no KIP-447 fencing); a request can be answered twice (issue 11)")
+# Under CPU starvation on 2 cores a LIVE router or correlator can miss its heartbeats and be
+# dropped from the group mid-step. Its offset commit carries its generation
+# (switch/kafka/fencing.py), so the coordinator refuses it and the step aborts: the new
+# owner's answer is the only one.
 async def test_two_of_each_stage_kill_and_add_while_it_flows(
     kafka_settings: Settings, tmp_path: Path
 ) -> None:

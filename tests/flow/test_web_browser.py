@@ -102,6 +102,11 @@ async def test_replies_photos_filters_and_trace_in_a_browser(switch: RunningSwit
             shown = await hops_shown(page, qim.cid)
             assert shown >= HOPS, shown
             assert "COMPLETE" in await page.inner_text(f"#results .txn[data-cid='{qim.cid}']")
+            # Its OpenTelemetry trace id, shown, finds the same transaction.
+            trace_id = await page.get_attribute(f"#results .txn[data-cid='{qim.cid}']", "data-trace")
+            assert trace_id and len(trace_id) == 32, trace_id
+            assert f"trace {trace_id}" in await page.inner_text(f"#results .txn[data-cid='{qim.cid}']")
+            assert qim.cid in {t["cid"] for t in web.board.index.search(trace_id)}
 
             # A dead letter appears live, with its reason, and without its bytes.
             await switch.client.send(b"\xff\xfe not json: browser-junk", key="junk")

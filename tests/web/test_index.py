@@ -41,6 +41,18 @@ def test_search_finds_a_transaction_by_cid_mid_lno_and_imn_with_hop_times() -> N
     assert idx.search("nope") == [] and idx.search("") == []
 
 
+def test_a_transaction_is_found_by_its_trace_id_and_shows_it() -> None:
+    idx = TransactionIndex()
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    idx.add_audit(audit("c1", "received", "2025-01-10T00:00:00.000Z", mid="m1"), trace)
+    idx.add_audit(audit("c1", "answered", "2025-01-10T00:00:00.100Z", component="leads"), trace)
+    idx.add_audit(audit("c2", "received", "2025-01-10T00:00:00.200Z", mid="m2"))
+    found = idx.search(trace.upper())
+    assert [t["cid"] for t in found] == ["c1"]
+    assert found[0]["trace_id"] == trace and len(found[0]["hops"]) == 2
+    assert idx.search("c2")[0]["trace_id"] is None
+
+
 def test_the_oldest_transaction_is_forgotten_with_its_lookups() -> None:
     idx = TransactionIndex(capacity=2)
     for i in range(3):
