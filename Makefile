@@ -5,7 +5,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint install clean reliability
+.PHONY: demo test lint install clean reliability soak
 
 ASYNCAPI := tools/asyncapi
 
@@ -33,11 +33,21 @@ test: install lint
 	$(BIN)/pytest
 
 # The long reliability runs (not part of `make test`): the broker stopped cleanly and
-# killed with -9 while 5,000 requests flow, and a storm of 100,000 hostile inputs. Prints
+# killed with -9 while 5,000 requests flow, a storm of 100,000 hostile inputs, and a full
+# disk both ways (a real tmpfs and SQLite's page quota) and a slow disk. Prints
 # the figures at the end (requests, replies, missing, doubled, restarts, recovery, rate).
 reliability: install
 	RELIABILITY=long $(BIN)/pytest -p no:logging -o timeout=3600 -s \
-		tests/flow/test_broker_restart.py tests/flow/test_fuzz_storm.py
+		tests/flow/test_broker_restart.py tests/flow/test_fuzz_storm.py tests/flow/test_store_faults.py
+
+# Soak: the switch (`switch up --instances 1`) at a steady mixed load for DURATION seconds
+# (default an hour); prints each process's RSS slope after warm-up, p99 per minute and its
+# drift, and requests sent/replied/missing/doubled (bench/soak.py; SOAK_ARGS for more,
+# e.g. SOAK_ARGS="--mode run --rate 100").
+DURATION ?= 3600
+RATE ?= 60
+soak: install
+	$(BIN)/python bench/soak.py --duration $(DURATION) --rate $(RATE) $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis $(ASYNCAPI)/node_modules

@@ -52,7 +52,8 @@ from services.controls import DOWN_DROP, DOWN_FORWARD, Controls
 from services.deadline import LOG_APPEND_TIME, overdue_s
 from services.directory import publish_directory, publish_imn_floor
 from services.rules import REJECT, UNAVAILABLE, Applied, answer_unapplied, apply_request
-from services.store import Store
+from services.store import Store, StoreFull
+from services.storefull import FullStoreGuard
 from switch import tracing
 from switch.contract.internal import LegAnswer, LegRequest, leg_request_decoder
 from switch.contract.messages import (
@@ -143,6 +144,7 @@ class Service:
         self._tail: asyncio.Task[None] | None = None  # the last batch in flight
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._redeliver: dict[TopicPartition, int] = {}  # first offsets to read again
+        self.full = FullStoreGuard(self.system, settings.store_path(self.system), self.log)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -300,14 +302,14 @@ class Service:
 
     async def _serve(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
         paused = False
-        last_prune = 0.0
+        last_prune = float("-inf")  # monotonic: a step of the wall clock neither stops nor floods it
         while not stop.is_set():
             if self._redeliver:
                 # Only this loop moves the consumer: wait for the batches in flight,
                 # then go back to the first offset not safely answered.
                 await self._drain()
                 self._rewind(consumer)
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(self.full.pause_s)  # grows while the store is full
                 continue
             if self.controls.mode == DOWN_FORWARD:
                 # Re-paused every round: a rebalance hands over partitions unpaused.
@@ -331,8 +333,8 @@ class Service:
             for records in batch.values():  # the broker's clock, before any deadline is judged
                 for record in records:
                     self._observe(record)
-            if time.time() - last_prune > PRUNE_EVERY_S:
-                last_prune = time.time()
+            if time.monotonic() - last_prune > PRUNE_EVERY_S:
+                last_prune = time.monotonic()
                 self._prune()
             if not batch:
                 continue
@@ -367,12 +369,17 @@ class Service:
         except Exception as exc:  # e.g. the disk is full: nothing applied, nothing sent
             for send in sends:
                 send.close()
-            self.log.error("store commit failed; batch will be retried", error=repr(exc))
+            structlog.contextvars.clear_contextvars()  # the batch's, not one request's
+            if isinstance(exc, StoreFull):
+                self.full.failed(exc)  # one clear line, then quiet retries
+            else:
+                self.log.error("store commit failed; batch will be retried", error=repr(exc))
             self._mark_redeliver(starts)
             self._slots.release()
             return
         finally:
             structlog.contextvars.clear_contextvars()
+        self.full.stored(self.store.wrote)
         applied = time.perf_counter()
         self._tail = asyncio.create_task(
             self._finish(consumer, sends, starts, offsets, self._tail, started, applied)
@@ -438,7 +445,8 @@ class Service:
         for tp, offset in self._redeliver.items():
             with contextlib.suppress(Exception):  # the partition may have been revoked
                 consumer.seek(tp, offset)
-        self.log.warning("redelivering", partitions={str(tp): o for tp, o in self._redeliver.items()})
+        say = self.log.debug if self.full.active else self.log.warning
+        say("redelivering", partitions={str(tp): o for tp, o in self._redeliver.items()})
         self._redeliver.clear()
 
     def _handle(self, record: ConsumerRecord[bytes, bytes]) -> list[Coroutine[Any, Any, None]]:
@@ -512,6 +520,10 @@ class Service:
                         renewal_days=self.settings.renewal_days,
                         delay_s=delay,
                     )
+        except StoreFull:
+            span.set_attribute("switch.outcome", "STORE_FULL")
+            span.end()
+            raise  # the whole batch is rolled back: nothing may be answered (storefull.py)
         except Exception as exc:  # a store failure must not end the loop: refuse instead
             self.log.exception("applying failed", error=repr(exc))
             answer = LegAnswer(

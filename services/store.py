@@ -10,11 +10,31 @@ transaction as the change it answers; a redelivered leg request therefore change
 nothing and gets the stored answer back.
 
 Schema changes are numbered migrations tracked in `PRAGMA user_version`.
+
+Memory: the page cache of a serving store is bounded (SERVE_CACHE_KIB); seeding raises it
+for the bulk insert only (SEED_CACHE_KIB), then gives it back. A service's RSS therefore
+stops growing once its cache is full (RELIABILITY.md, "Soak").
+
+A full disk (SQLite's SQLITE_FULL, "database or disk is full") is raised as `StoreFull`
+from `transaction()`, after the whole transaction is rolled back: nothing of it is
+stored, so nothing of it may be answered. The service waits and retries (storefull.py).
+
+Fault-injection knobs (for tests and drills only, never for production; read once when
+the store opens):
+- SWITCH_FAULT_STORE_COMMIT_DELAY_S=S: every commit of an outer transaction first
+  blocks S seconds, as a slow disk's fsync blocks the process.
+- SWITCH_FAULT_STORE_QUOTA=FILE: before each outer transaction, FILE (if it exists and
+  holds a number) is read as the most pages the database may have (`PRAGMA
+  max_page_count`); SQLite then fails with SQLITE_FULL exactly as on a full disk. Raise
+  or delete the number and the "disk" has room again. For machines where a small
+  filesystem cannot be mounted.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +45,16 @@ from switch.contract.internal import RecordEntry
 from switch.errors import SwitchError
 
 ACTIVE = "active"
+
+# Page cache of a serving store (KiB). SQLite's default is 2000; a little more keeps the
+# records' indexes warm. The OS page cache holds the rest of the file anyway.
+SERVE_CACHE_KIB = 4096
+# ... while seeding: 100,000 records into random-keyed indexes run about twice as fast
+# with 32 MiB as with the 2 MiB default.
+SEED_CACHE_KIB = 32768
+
+COMMIT_DELAY_ENV = "SWITCH_FAULT_STORE_COMMIT_DELAY_S"
+QUOTA_ENV = "SWITCH_FAULT_STORE_QUOTA"
 CANCELLED = "cancelled"
 
 # Each entry moves the schema from version i to i + 1. Never edit a released one:
@@ -74,6 +104,40 @@ class StoreError(SwitchError):
     """The store cannot be opened or its schema is newer than this code."""
 
 
+class StoreFull(StoreError):
+    """The store's disk (or its quota) is full: the transaction was rolled back whole."""
+
+    def __init__(self, path: Path, cause: BaseException) -> None:
+        super().__init__(f"{path}: {cause}")
+        self.path = path
+        self.cause = cause
+
+
+def is_full(exc: BaseException) -> bool:
+    """True for SQLite's SQLITE_FULL ("database or disk is full")."""
+    if isinstance(exc, StoreFull):
+        return True
+    if not isinstance(exc, sqlite3.Error):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return bool(code & 0xFF == sqlite3.SQLITE_FULL)
+    return "database or disk is full" in str(exc)
+
+
+def sqlite_memory_used() -> int:
+    """Bytes SQLite has allocated in this process (sqlite3_memory_used), or -1 if unknown."""
+    try:
+        import _sqlite3
+        import ctypes
+
+        fn = ctypes.CDLL(_sqlite3.__file__).sqlite3_memory_used
+        fn.restype = ctypes.c_int64
+        return int(fn())
+    except Exception:
+        return -1
+
+
 @dataclass(frozen=True, slots=True)
 class ImageRow:
     id: int
@@ -111,7 +175,15 @@ class Store:
     on one file consistent, e.g. `switch seed` while a service runs).
     """
 
-    def __init__(self, path: Path | str, system: str, *, busy_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        system: str,
+        *,
+        busy_timeout_s: float = 10.0,
+        cache_kib: int = SERVE_CACHE_KIB,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.system = system.upper()
         self.path = Path(path)
         if str(path) != ":memory:":
@@ -119,15 +191,20 @@ class Store:
         # isolation_level=None: transactions are explicit (BEGIN/SAVEPOINT below).
         self._db = sqlite3.connect(str(path), isolation_level=None, timeout=busy_timeout_s)
         self._depth = 0
+        self._changes_at_begin = 0
+        self.wrote = False  # whether the last outer transaction committed any change
+        self._cache_kib = cache_kib
+        knobs = os.environ if env is None else env
+        self.commit_delay_s = float(knobs.get(COMMIT_DELAY_ENV) or 0.0)
+        quota = knobs.get(QUOTA_ENV)
+        self.quota_file = Path(quota) if quota else None
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             # FULL: an answer is only sent after its change is on disk, even across a
             # power loss. Services commit once per Kafka batch, so the cost is small.
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
-            # 32 MiB of page cache: seeding 100,000 records into random-keyed indexes
-            # runs about twice as fast as with the 2 MiB default.
-            self._db.execute("PRAGMA cache_size=-32768")
+            self._db.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
             self._migrate()
         except BaseException:
             self._db.close()
@@ -168,28 +245,73 @@ class Store:
 
     @contextmanager
     def transaction(self, *, immediate: bool = True) -> Iterator[None]:
-        """All or nothing. Nests: an inner block is a savepoint of the outer one."""
+        """All or nothing. Nests: an inner block is a savepoint of the outer one.
+
+        A full disk anywhere in it (or at its commit) rolls the whole outer transaction
+        back and raises `StoreFull`, inner blocks included: a caller that catches errors
+        of one request must let this one through, since none of the batch is stored."""
         name = f"sp{self._depth}"
         if self._depth == 0:
+            if self.quota_file is not None:
+                self._apply_quota()
             self._db.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            self._changes_at_begin = self._db.total_changes
+            self.wrote = False
         else:
             self._db.execute(f"SAVEPOINT {name}")
         self._depth += 1
         try:
             yield
-        except BaseException:
+        except BaseException as exc:
             self._depth -= 1
             if self._depth == 0:
-                self._db.execute("ROLLBACK")
+                self._rollback()
             else:
-                self._db.execute(f"ROLLBACK TO {name}")
-                self._db.execute(f"RELEASE {name}")
+                try:
+                    self._db.execute(f"ROLLBACK TO {name}")
+                    self._db.execute(f"RELEASE {name}")
+                except sqlite3.Error:
+                    if not is_full(exc):  # on a full disk SQLite may have rolled back all
+                        raise
+            if is_full(exc) and not isinstance(exc, StoreFull):
+                raise StoreFull(self.path, exc) from exc
             raise
         self._depth -= 1
         if self._depth == 0:
-            self._db.execute("COMMIT")
+            try:
+                if self.commit_delay_s > 0:
+                    time.sleep(self.commit_delay_s)  # fault injection: a slow disk blocks
+                self._db.execute("COMMIT")
+                self.wrote = self._db.total_changes != self._changes_at_begin
+            except BaseException as exc:
+                # A failed COMMIT may leave the transaction open (SQLite's advice: roll
+                # back explicitly), else every later BEGIN would fail.
+                self._rollback()
+                if is_full(exc):
+                    raise StoreFull(self.path, exc) from exc
+                raise
         else:
             self._db.execute(f"RELEASE {name}")
+
+    def _rollback(self) -> None:
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # SQLite rolled it back itself
+
+    def _apply_quota(self) -> None:
+        """Fault injection: the most pages the database may have, from the quota file."""
+        assert self.quota_file is not None
+        try:
+            text = self.quota_file.read_text().strip()
+        except OSError:
+            text = ""
+        pages = int(text) if text.isdigit() else 1 << 30  # no number: SQLite's default
+        self._db.execute(f"PRAGMA max_page_count={pages}")
+
+    def page_count(self) -> int:
+        return int(self._db.execute("PRAGMA page_count").fetchone()[0])
 
     # ----------------------------------------------------------------- records
 
@@ -200,14 +322,19 @@ class Store:
             for e in entries
             if self.system != "NCIC" or e.rtype == "SOR"
         )
-        with self.transaction():
-            before = self._db.total_changes
-            self._db.executemany(
-                "INSERT OR IGNORE INTO records (lno, rtype, nic, ori, nam, sex, dob) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-            return self._db.total_changes - before
+        # A big page cache for the bulk insert only; a serving store keeps a small one.
+        self._db.execute(f"PRAGMA cache_size=-{max(SEED_CACHE_KIB, self._cache_kib)}")
+        try:
+            with self.transaction():
+                before = self._db.total_changes
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO records (lno, rtype, nic, ori, nam, sex, dob) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+                return self._db.total_changes - before
+        finally:
+            self._db.execute(f"PRAGMA cache_size=-{int(self._cache_kib)}")  # frees the excess
 
     def record_count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM records").fetchone()[0])

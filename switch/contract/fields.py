@@ -91,7 +91,7 @@ def show(value: str) -> str:
 # --------------------------------------------------------------------------- today
 
 
-_today_cache: tuple[float, str] = (0.0, "")
+_today_cache: tuple[float, float, str] = (0.0, 0.0, "")  # (from, until) wall time, the text
 
 
 def today_text(today: _dt.date | None = None) -> str:
@@ -100,13 +100,15 @@ def today_text(today: _dt.date | None = None) -> str:
     if today is not None:
         return today.strftime("%Y%m%d")
     now = time.time()
-    until, text = _today_cache
-    if now < until:
+    since, until, text = _today_cache
+    if since <= now < until:  # a wall clock stepped back before `since` recomputes too
         return text
-    day = _dt.date.today()
+    local = time.localtime(now)  # the same reading as `now`, not a second one
+    day = _dt.date(local.tm_year, local.tm_mon, local.tm_mday)
+    start = _dt.datetime.combine(day, _dt.time()).timestamp()
     midnight = _dt.datetime.combine(day + _dt.timedelta(days=1), _dt.time()).timestamp()
     text = f"{day.year:04d}{day.month:02d}{day.day:02d}"
-    _today_cache = (midnight, text)
+    _today_cache = (start, midnight, text)
     return text
 
 

@@ -135,7 +135,7 @@ class Router:
         # Per owned input partition: the next offset after what this instance has committed
         # since it got the partition. Input below it is done; it is never handled again.
         self.done: dict[TopicPartition, int] = {}
-        self._last_expiry = 0.0
+        self._last_expiry = float("-inf")  # time.monotonic() of the last mid expiry
         self.pool = ImagePool(settings.images)
         self.log = get_logger(COMPONENT)
         self.counts = {"routed": 0, "rejected": 0, "dead_lettered": 0, "duplicates": 0}
@@ -152,7 +152,7 @@ class Router:
     async def run(self, stop: asyncio.Event) -> None:
         """Restore, then route until `stop` is set."""
         t = self.settings.topics
-        self.mids.expire(time.time())
+        self.mids.expire(self.wall())
         await self.pool.start()
         # Partition p of requests and of requests.byori go to the same instance (range
         # assignment over two topics of the same partition count): it owns the ORIs of p.
@@ -413,10 +413,11 @@ class Router:
                 seen[meta.partition] = max(seen.get(meta.partition, 0), meta.offset + 1)
         marks = {(tp.topic, tp.partition): nxt for tp, nxt in step.offsets.items()}
         self.mids.remember_many(list(staged.items()), seen, marks)
-        now = time.time()
-        if now - self._last_expiry > MID_EXPIRY_EVERY_S:
-            self._last_expiry = now
-            self.mids.expire(now)
+        # How often: a duration (monotonic). What: mids first seen (on this wall clock,
+        # which the memory keeps across restarts) more than the retention ago.
+        if time.monotonic() - self._last_expiry > MID_EXPIRY_EVERY_S:
+            self._last_expiry = time.monotonic()
+            self.mids.expire(self.wall())
         structlog.contextvars.clear_contextvars()
 
     async def _topic_exists(self, producer, topic: str) -> bool:  # type: ignore[no-untyped-def]

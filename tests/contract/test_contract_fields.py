@@ -207,6 +207,23 @@ def test_doi_against_dob() -> None:
     assert F.check_doi("20231345", dob="19800101", today=TODAY) == "20231345 IS NOT A DATE"
 
 
+def test_today_follows_a_wall_clock_stepped_back_over_midnight(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cached date is kept only while the clock is inside that day: a step back over
+    midnight (NTP, an operator) gives yesterday's date again at once."""
+    import time
+    import types
+
+    midnight = dt.datetime(2026, 12, 3).timestamp()  # local midnight
+    now = [midnight + 30]
+    monkeypatch.setattr(F, "time", types.SimpleNamespace(time=lambda: now[0], localtime=time.localtime))
+    monkeypatch.setattr(F, "_today_cache", (0.0, 0.0, ""))
+    assert F.today_text() == "20261203"
+    now[0] -= 60
+    assert F.today_text() == "20261202"
+    now[0] += 3600
+    assert F.today_text() == "20261203"
+
+
 def test_today_defaults_to_the_local_date() -> None:
     today = dt.date.today()
     assert F.today_text() == today.strftime("%Y%m%d")

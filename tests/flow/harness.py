@@ -78,9 +78,11 @@ def bulletin_requests(records: list[RecordEntry], count: int, prefix: str) -> li
 class Component:
     """One `switch run NAME` process with its log."""
 
-    def __init__(self, name: str, settings: Settings, log_dir: Path) -> None:
+    def __init__(self, name: str, settings: Settings, log_dir: Path,
+                 env: dict[str, str] | None = None) -> None:
         self.name = name
         self.settings = settings
+        self.extra_env = env or {}  # e.g. a fault-injection knob for this component only
         self.log = log_dir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -92,6 +94,7 @@ class Component:
             SWITCH_TOPIC_PREFIX=self.settings.topics.prefix,
             SWITCH_DEADLINE_S=str(self.settings.deadline_s),
         )
+        env.update(self.extra_env)
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "switch.cli.main", "run", self.name],
@@ -120,8 +123,10 @@ class Component:
                 self.proc.wait()
 
 
-def start_components(settings: Settings, log_dir: Path) -> dict[str, Component]:
-    comps = {n: Component(n, settings, log_dir) for n in COMPONENT_NAMES}
+def start_components(settings: Settings, log_dir: Path,
+                     env: dict[str, dict[str, str]] | None = None) -> dict[str, Component]:
+    """Every component as its own process; `env[name]` adds to one component's environment."""
+    comps = {n: Component(n, settings, log_dir, (env or {}).get(n)) for n in COMPONENT_NAMES}
     for c in comps.values():
         c.start()
     return comps
