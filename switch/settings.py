@@ -46,6 +46,23 @@ class KafkaSettings:
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     client_id: str = "switch"
+    # The security folder the credentials were taken from (switch/security/users.py), so a
+    # component can switch to its own principal (`as_principal`); None when they came
+    # from KAFKA_SASL_* alone.
+    security_dir: str | None = None
+
+    def as_principal(self, username: str) -> KafkaSettings:
+        """These settings as `username` (its stored credentials), when they came from a
+        security folder; unchanged otherwise (credentials given by the environment)."""
+        if self.security_dir is None or self.sasl_username == username:
+            return self
+        from switch.security.users import load
+
+        creds = load(Path(self.security_dir), username)
+        if creds is None:
+            return self
+        return replace(self, sasl_username=creds.username, sasl_password=creds.password,
+                       sasl_mechanism=creds.mechanism)
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for AIOKafkaProducer/Consumer/AdminClient."""
@@ -191,6 +208,15 @@ class Settings:
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 
+    def as_principal(self, username: str) -> Settings:
+        """See KafkaSettings.as_principal: a component runs as its own principal."""
+        kafka = self.kafka.as_principal(username)
+        return self if kafka is self.kafka else replace(self, kafka=kafka)
+
+    @property
+    def secure(self) -> bool:
+        return self.kafka.security_protocol != "PLAINTEXT"
+
     @classmethod
     def from_env(
         cls,
@@ -200,25 +226,14 @@ class Settings:
         bootstrap_servers: str | None = None,
         topic_prefix: str | None = None,
         metrics_port: int | None = None,
+        principal: str | None = None,
     ) -> Settings:
         """Build and validate settings. Flags (keyword arguments) win over the environment."""
         env = os.environ if env is None else env
         home_path = Path(home or env.get("SWITCH_HOME") or default_home()).expanduser()
-        bootstrap = (
-            bootstrap_servers
-            or env.get("KAFKA_BOOTSTRAP_SERVERS")
-            or local_bootstrap(home_path)
-        )
-        kafka = KafkaSettings(
-            bootstrap_servers=bootstrap,
-            security_protocol=env.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper(),
-            sasl_mechanism=env.get("KAFKA_SASL_MECHANISM"),
-            sasl_username=env.get("KAFKA_SASL_USERNAME"),
-            sasl_password=env.get("KAFKA_SASL_PASSWORD"),
-            ssl_cafile=env.get("KAFKA_SSL_CAFILE"),
-            ssl_certfile=env.get("KAFKA_SSL_CERTFILE"),
-            ssl_keyfile=env.get("KAFKA_SSL_KEYFILE"),
-        )
+        explicit = bootstrap_servers or env.get("KAFKA_BOOTSTRAP_SERVERS")
+        bootstrap = explicit or local_bootstrap(home_path)
+        kafka = _kafka_settings(env, home_path, bootstrap, explicit, principal)
         topics = TopicSettings(
             prefix=topic_prefix or env.get("SWITCH_TOPIC_PREFIX", "switch"),
             partitions=_int(env, "SWITCH_PARTITIONS", 3),
@@ -299,6 +314,48 @@ class Settings:
             raise ConfigError("SWITCH_IMAGE_MAX_DECODE_BYTES: at least 16777216 (16 MiB)")
         if not 0 < im.time_budget_s <= 60:
             raise ConfigError(f"SWITCH_IMAGE_TIME_BUDGET_S={im.time_budget_s}: between 0 and 60 seconds")
+
+
+def _kafka_settings(
+    env: Mapping[str, str], home: Path, bootstrap: str, explicit: str | None,
+    principal: str | None,
+) -> KafkaSettings:
+    """Security, in this order: KAFKA_SECURITY_PROTOCOL and friends when set (any broker);
+    plaintext when SWITCH_INSECURE=1; SASL_SSL with the credentials of a security folder
+    (SWITCH_SECURITY_DIR, or `<home>/security` for the local broker of the home when it
+    runs secured); else plaintext (a broker named by KAFKA_BOOTSTRAP_SERVERS alone)."""
+    from switch.security import client as sec
+
+    if env.get("KAFKA_SECURITY_PROTOCOL"):
+        return KafkaSettings(
+            bootstrap_servers=bootstrap,
+            security_protocol=env["KAFKA_SECURITY_PROTOCOL"].upper(),
+            sasl_mechanism=env.get("KAFKA_SASL_MECHANISM"),
+            sasl_username=principal or env.get("KAFKA_SASL_USERNAME"),
+            sasl_password=env.get("KAFKA_SASL_PASSWORD"),
+            ssl_cafile=env.get("KAFKA_SSL_CAFILE"),
+            ssl_certfile=env.get("KAFKA_SSL_CERTFILE"),
+            ssl_keyfile=env.get("KAFKA_SSL_KEYFILE"),
+        )
+    if sec.insecure(env):
+        return KafkaSettings(bootstrap_servers=bootstrap)
+    folder = sec.security_dir(home, env)
+    if env.get("SWITCH_SECURITY_DIR"):
+        use = True
+    elif explicit and explicit != local_bootstrap(home):
+        use = False  # somebody else's broker: plaintext unless told (KAFKA_SECURITY_PROTOCOL)
+    else:
+        state = sec.broker_security(home)
+        use = state == "SASL_SSL" or (state is None and (folder / "ca.pem").exists())
+    if not use:
+        return KafkaSettings(bootstrap_servers=bootstrap)
+    creds = sec.load_credentials(folder, sec.principal_name(env, principal), env)
+    return KafkaSettings(
+        bootstrap_servers=bootstrap, security_protocol="SASL_SSL",
+        sasl_mechanism=creds.mechanism, sasl_username=creds.username,
+        sasl_password=creds.password, ssl_cafile=str(folder / "ca.pem"),
+        security_dir=str(folder),
+    )
 
 
 def local_bootstrap(home: Path) -> str:

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 from collections.abc import Sequence
+
+from aiokafka.errors import KafkaError
 
 from switch.errors import SwitchError
 
@@ -82,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # aiokafka's own "Unable connect" lines would precede our one-line diagnosis on stderr
+    # through logging's last-resort handler; components that log configure a real one.
+    logging.getLogger("aiokafka").addHandler(logging.NullHandler())
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -91,7 +97,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SwitchError as exc:
         print(f"switch {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KafkaError as exc:
+        line = _explain(args, exc)
+        if line is None:
+            raise
+        print(f"switch {args.command}: error: {line}", file=sys.stderr)
+        return 2
     return int(status or 0)
+
+
+def _explain(args: argparse.Namespace, exc: KafkaError) -> str | None:
+    """One line for a Kafka error (cannot connect, wrong password, not authorized)."""
+    from switch.cli.common import settings_from_args
+    from switch.security.diagnose import explain
+
+    try:
+        settings = settings_from_args(args)
+    except SwitchError:
+        return None
+    return explain(exc, settings.kafka)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,130 @@
+"""The secured local broker: listeners, SASL, TLS, the authorizer, and its first users.
+
+One client listener, `CLIENT`, speaks SASL_SSL with SCRAM-SHA-512 (TLS from `pki`); the
+broker uses it for its own inter-broker requests (transaction markers) as `broker`. The
+KRaft `CONTROLLER` listener (127.0.0.1 only) speaks SASL_PLAINTEXT with PLAIN for the
+`controller` principal: SCRAM credentials live in the metadata the controller serves, so
+Kafka does not allow SCRAM there. Authorisation is Kafka's own `StandardAuthorizer`, no
+ACL means no access, and the super users are `broker`, `controller` and `admin`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import threading
+from pathlib import Path
+
+from switch.security import users
+from switch.security.pki import Pki, ensure_pki
+
+LISTENER = "CLIENT"
+
+
+def _jaas_scram(creds: users.Credentials) -> str:
+    return ("org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="{creds.username}" password="{creds.password}";')
+
+
+def prepare(folder: Path) -> Pki:
+    """The CA, the broker's keystore and the format-time users, made the first time."""
+    pki = ensure_pki(folder)
+    users.ensure_format_users(folder)
+    users.ensure(folder, users.CONTROLLER)
+    return pki
+
+
+def format_args(folder: Path) -> list[str]:
+    """StorageTool arguments that create the SCRAM users when the storage is formatted."""
+    out: list[str] = []
+    for name in users.FORMAT_USERS:
+        c = users.ensure(folder, name)
+        out += ["--add-scram", f"SCRAM-SHA-512=[name={c.username},password={c.password}]"]
+    return out
+
+
+def listener_properties(port: int, cport: int, folder: Path) -> str:
+    pki = prepare(folder)
+    broker = users.ensure(folder, users.BROKER)
+    ctl = users.ensure(folder, users.CONTROLLER)
+    lc = LISTENER.lower()
+    plain = ("org.apache.kafka.common.security.plain.PlainLoginModule required "
+             f'username="{ctl.username}" password="{ctl.password}" '
+             f'user_{ctl.username}="{ctl.password}";')
+    supers = ";".join(f"User:{u}" for u in (users.BROKER, users.CONTROLLER, users.ADMIN))
+    return f"""\
+listeners={LISTENER}://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}
+advertised.listeners={LISTENER}://127.0.0.1:{port}
+controller.listener.names=CONTROLLER
+inter.broker.listener.name={LISTENER}
+listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,{LISTENER}:SASL_SSL
+sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+sasl.mechanism.controller.protocol=PLAIN
+listener.name.{lc}.sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.{lc}.scram-sha-512.sasl.jaas.config={_jaas_scram(broker)}
+listener.name.controller.sasl.enabled.mechanisms=PLAIN
+listener.name.controller.plain.sasl.jaas.config={plain}
+ssl.keystore.type=PEM
+ssl.keystore.location={pki.broker_keystore}
+ssl.truststore.type=PEM
+ssl.truststore.location={pki.ca_cert}
+ssl.client.auth=none
+ssl.endpoint.identification.algorithm=https
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users={supers}
+"""
+
+
+def answers_tls(port: int, cafile: Path, timeout: float = 1.0) -> bool:
+    """True when a TLS handshake with the broker's certificate succeeds on the port and the
+    broker answers an ApiVersions request (allowed before SASL authentication)."""
+    client = b"probe"
+    body = (18).to_bytes(2, "big") + (0).to_bytes(2, "big") + (1).to_bytes(4, "big")
+    body += len(client).to_bytes(2, "big") + client
+    msg = len(body).to_bytes(4, "big") + body
+    try:
+        ctx = ssl.create_default_context(cafile=str(cafile))
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw, \
+                ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            s.sendall(msg)
+            head = s.recv(4)
+            if len(head) < 4:
+                return False
+            resp = s.recv(8)
+            return len(resp) >= 6 and resp[:4] == (1).to_bytes(4, "big") and resp[4:6] == b"\0\0"
+    except (OSError, ssl.SSLError):
+        return False
+
+
+def apply_trusted_acls(bootstrap: str, folder: Path) -> None:
+    """Create the components' and operator's ACLs as `admin` (from a thread of its own, so
+    callers inside an event loop can use it too)."""
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            asyncio.run(_apply(bootstrap, folder))
+        except BaseException as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=work, name="switch-acls")
+    t.start()
+    t.join()
+    if errors:
+        raise errors[0]
+
+
+async def _apply(bootstrap: str, folder: Path) -> None:
+    from switch.security.acls import trusted_acls
+    from switch.security.adminapi import create_acls
+    from switch.security.client import admin_client
+
+    admin = admin_client(bootstrap, folder, users.ADMIN)
+    await admin.start()
+    try:
+        await create_acls(admin, trusted_acls())
+    finally:
+        await admin.close()
