@@ -141,6 +141,35 @@ class TopicSettings:
     def leg_requests(self, system: str) -> str:
         return f"{self.prefix}.{system.lower()}.requests"
 
+    @property
+    def agencies(self) -> str:
+        """The ORI binding of each agency principal (compacted; switch/security/agencies.py)."""
+        return f"{self.prefix}.agencies"
+
+    def agency_requests(self, name: str) -> str:
+        """The request topic only agency `name` may write (its sender is known by ACL)."""
+        return f"{self.prefix}.agency.{name}.requests"
+
+    def agency_replies(self, name: str) -> str:
+        """The reply topic only agency `name` (and the switch's principals) may read."""
+        return f"{self.prefix}.agency.{name}.replies"
+
+    def agency_of(self, topic: str) -> str | None:
+        """The agency whose request topic this is, or None."""
+        head, tail = f"{self.prefix}.agency.", ".requests"
+        if topic.startswith(head) and topic.endswith(tail):
+            name = topic[len(head):-len(tail)]
+            if name and "." not in name:
+                return name
+        return None
+
+    @property
+    def requests_pattern(self) -> str:
+        """Every topic the router reads requests from: the public one, the forwarded one
+        and each agency's (a regular expression for a pattern subscription)."""
+        p = re.escape(self.prefix)
+        return rf"^{p}\.(requests|requests\.byori|agency\.[A-Za-z0-9_-]+\.requests)$"
+
 
 @dataclass(frozen=True, kw_only=True)
 class ImageSettings:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -28,6 +29,7 @@ COMMANDS = (
     "console",
     "web",
     "ctl",
+    "agency",
     "demo",
     "scenario",
     "image",
@@ -64,6 +66,11 @@ def common_parser() -> argparse.ArgumentParser:
         help="Kafka bootstrap servers (overrides KAFKA_BOOTSTRAP_SERVERS)",
     )
     g.add_argument(
+        "--insecure", action="store_true",
+        help="plaintext local broker and clients, no authentication (development only; "
+        "also SWITCH_INSECURE=1)",
+    )
+    g.add_argument(
         "--topic-prefix",
         metavar="PREFIX",
         help="prefix of every topic name (overrides SWITCH_TOPIC_PREFIX; default 'switch')",
@@ -90,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("aiokafka").addHandler(logging.NullHandler())
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "insecure", False):
+        os.environ["SWITCH_INSECURE"] = "1"  # read by Settings, LocalBroker and child processes
     try:
         status = args.func(args)
     except KeyboardInterrupt:

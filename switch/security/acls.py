@@ -32,6 +32,7 @@ from switch.security.adminapi import (
     Acl,
 )
 from switch.security.users import COMPONENTS, OPERATOR, agency_user
+from switch.settings import TopicSettings
 
 
 def user(name: str) -> str:
@@ -49,11 +50,11 @@ def trusted_acls() -> list[Acl]:
 
 
 def agency_requests(prefix: str, name: str) -> str:
-    return f"{prefix}.agency.{name}.requests"
+    return TopicSettings(prefix=prefix).agency_requests(name)
 
 
 def agency_replies(prefix: str, name: str) -> str:
-    return f"{prefix}.agency.{name}.replies"
+    return TopicSettings(prefix=prefix).agency_replies(name)
 
 
 def agency_id_prefix(prefix: str, name: str) -> str:
