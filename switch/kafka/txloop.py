@@ -81,6 +81,7 @@ class Out:
     key: bytes | None = None
     origin: int | None = None  # the input that caused it (the stage's numbering)
     partition: int | None = None  # None: by key
+    headers: list[tuple[str, bytes]] | None = None
 
 
 @dataclass(frozen=True)
@@ -132,11 +133,11 @@ class Step:
 
     def send(
         self, topic: str, value: bytes | None, key: bytes | str | None = None,
-        partition: int | None = None,
+        partition: int | None = None, headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
         if isinstance(key, str):
             key = key.encode()
-        self.outputs.append(Out(topic, value, key, self.origin, partition))
+        self.outputs.append(Out(topic, value, key, self.origin, partition, headers))
 
     def audit(self, topic: str, entry: AuditEntry) -> None:
         key, value = audit_record(entry)
@@ -253,7 +254,7 @@ async def _commit_once(producer: AIOKafkaProducer, group_id: str, step: Step) ->
         for i, o in enumerate(step.outputs):
             try:
                 sent.append((i, await producer.send(o.topic, o.value, key=o.key,
-                                                    partition=o.partition)))
+                                                    partition=o.partition, headers=o.headers)))
             except RECORD_ERRORS as exc:  # refused client-side: nothing was queued
                 refused.append((i, exc))
             except kerr.UnknownTopicOrPartitionError as exc:
