@@ -226,6 +226,19 @@ class Settings:
     # Prometheus metrics on http://metrics_host:metrics_port/metrics; None: not served.
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
+    # Acting for this agency (`--agency NAME`, SWITCH_AGENCY): its principal, and its own
+    # request and reply topics instead of the public ones.
+    agency: str | None = None
+
+    @property
+    def requests_topic(self) -> str:
+        """Where this process sends requests: its agency's topic, else the public one."""
+        return self.topics.agency_requests(self.agency) if self.agency else self.topics.requests
+
+    @property
+    def replies_topic(self) -> str:
+        """Where this process reads its replies: its agency's topic, else the public one."""
+        return self.topics.agency_replies(self.agency) if self.agency else self.topics.replies
 
     @property
     def reply_prefix(self) -> str:
@@ -256,9 +269,15 @@ class Settings:
         topic_prefix: str | None = None,
         metrics_port: int | None = None,
         principal: str | None = None,
+        agency: str | None = None,
     ) -> Settings:
         """Build and validate settings. Flags (keyword arguments) win over the environment."""
         env = os.environ if env is None else env
+        agency = agency or env.get("SWITCH_AGENCY") or None
+        if agency:
+            from switch.security.users import agency_user, check_agency_name
+
+            principal = principal or agency_user(check_agency_name(agency))
         home_path = Path(home or env.get("SWITCH_HOME") or default_home()).expanduser()
         explicit = bootstrap_servers or env.get("KAFKA_BOOTSTRAP_SERVERS")
         bootstrap = explicit or local_bootstrap(home_path)
@@ -292,6 +311,7 @@ class Settings:
             metrics_port=(metrics_port if metrics_port is not None
                           else _int(env, "SWITCH_METRICS_PORT", 0)) or None,
             metrics_host=env.get("SWITCH_METRICS_HOST") or "127.0.0.1",
+            agency=agency,
         )
         settings.validate()
         return settings

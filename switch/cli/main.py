@@ -66,6 +66,11 @@ def common_parser() -> argparse.ArgumentParser:
         help="Kafka bootstrap servers (overrides KAFKA_BOOTSTRAP_SERVERS)",
     )
     g.add_argument(
+        "--agency", metavar="NAME",
+        help="act as agency NAME: its credentials (SWITCH_SECURITY_DIR or <home>/security, "
+        "or KAFKA_SASL_*), its own request and reply topics (also SWITCH_AGENCY)",
+    )
+    g.add_argument(
         "--insecure", action="store_true",
         help="plaintext local broker and clients, no authentication (development only; "
         "also SWITCH_INSECURE=1)",
