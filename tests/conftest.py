@@ -14,6 +14,8 @@ A Kafka test is never skipped in CI: a skip of a test marked `kafka` becomes a f
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,7 +87,10 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         finally:
             container.stop()  # type: ignore[attr-defined]
         return
-    home = tmp_path_factory.mktemp("broker-home")
+    # Outside pytest's numbered temporary folders: those are shared by every pytest session
+    # of this user, and a session keeps only the last three, so a long run beside others
+    # could lose its broker's data and credentials in the middle.
+    home = Path(tempfile.mkdtemp(prefix="switch-test-broker-"))
     if not os.environ.get("SWITCH_INSECURE"):
         # Shared by every broker a test starts (test_broker_restart...): one CA, one set of
         # users, so the session's clients talk to all of them.
@@ -96,6 +101,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield state.bootstrap
     finally:
         broker.stop()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

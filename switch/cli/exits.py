@@ -41,7 +41,7 @@ def unreachable(settings: Settings, exc: BaseException) -> str:
     if isinstance(exc, KafkaError):
         with ThreadPoolExecutor(1) as pool:  # callers may be inside an event loop
             line = pool.submit(explain, exc, settings.kafka).result()
-        if line is not None:
+        if line is not None and not line.startswith("nothing answers"):
             return line
     return (
         f"cannot reach Kafka at {settings.kafka.bootstrap_servers} ({type(exc).__name__}): "

@@ -30,6 +30,7 @@ COMMANDS = (
     "web",
     "ctl",
     "agency",
+    "security",
     "demo",
     "scenario",
     "image",

@@ -27,9 +27,9 @@ def _jaas_scram(creds: users.Credentials) -> str:
             f'username="{creds.username}" password="{creds.password}";')
 
 
-def prepare(folder: Path) -> Pki:
+def prepare(folder: Path, hosts: tuple[str, ...] = ("localhost", "127.0.0.1")) -> Pki:
     """The CA, the broker's keystore and the format-time users, made the first time."""
-    pki = ensure_pki(folder)
+    pki = ensure_pki(folder, hosts)
     users.ensure_format_users(folder)
     users.ensure(folder, users.CONTROLLER)
     return pki
@@ -44,8 +44,11 @@ def format_args(folder: Path) -> list[str]:
     return out
 
 
-def listener_properties(port: int, cport: int, folder: Path) -> str:
-    pki = prepare(folder)
+def listener_properties(
+    port: int, cport: int, folder: Path, *, bind: str = "127.0.0.1",
+    advertise: str = "127.0.0.1", hosts: tuple[str, ...] = ("localhost", "127.0.0.1"),
+) -> str:
+    pki = prepare(folder, hosts)
     broker = users.ensure(folder, users.BROKER)
     ctl = users.ensure(folder, users.CONTROLLER)
     lc = LISTENER.lower()
@@ -54,8 +57,8 @@ def listener_properties(port: int, cport: int, folder: Path) -> str:
              f'user_{ctl.username}="{ctl.password}";')
     supers = ";".join(f"User:{u}" for u in (users.BROKER, users.CONTROLLER, users.ADMIN))
     return f"""\
-listeners={LISTENER}://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}
-advertised.listeners={LISTENER}://127.0.0.1:{port}
+listeners={LISTENER}://{bind}:{port},CONTROLLER://{bind}:{cport}
+advertised.listeners={LISTENER}://{advertise}:{port}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name={LISTENER}
 listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,{LISTENER}:SASL_SSL
@@ -128,3 +131,47 @@ async def _apply(bootstrap: str, folder: Path) -> None:
         await create_acls(admin, trusted_acls())
     finally:
         await admin.close()
+
+
+def write_container_files(
+    folder: Path, *, host: str, port: int, cport: int, data_dir: str, owner: int | None = None,
+) -> list[Path]:
+    """For a broker in a container (docker-compose.yml, the `apache/kafka` image): the same
+    listeners, users and authorizer as the local broker, as `server.properties` and a
+    `start-kafka.sh` that formats the storage with the SCRAM users and starts Kafka."""
+    import os
+    import shlex
+
+    from switch.kafka.localbroker import _server_properties
+    from switch.security.pki import write_private
+
+    hosts = (host, "localhost", "127.0.0.1")
+    listeners = listener_properties(port, cport, folder, bind="0.0.0.0", advertise=host,
+                                    hosts=hosts)
+    props = _server_properties(port, cport, Path(data_dir), listeners).replace(
+        f"1@127.0.0.1:{cport}", f"1@{host}:{cport}")
+    write_private(folder / "server.properties", props.encode())
+    cluster = folder / "cluster-id"
+    if not cluster.exists():
+        import base64
+        import uuid
+
+        cluster.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
+    args = " ".join(shlex.quote(a) for a in format_args(folder))
+    script = (
+        "#!/bin/sh\n# Written by `switch security init`: format with the SCRAM users, then run.\n"
+        "set -e\n"
+        f"/opt/kafka/bin/kafka-storage.sh format -t \"$(cat {folder}/cluster-id)\" "
+        f"-c {folder}/server.properties --ignore-formatted {args}\n"
+        f"exec /opt/kafka/bin/kafka-server-start.sh {folder}/server.properties\n"
+    )
+    write_private(folder / "start-kafka.sh", script.encode())
+    os.chmod(folder / "start-kafka.sh", 0o700)
+    admin = users.ensure(folder, users.ADMIN)
+    write_private(folder / "admin.properties",
+                  users.java_client_properties(folder, admin).encode())
+    written = sorted(p for p in folder.rglob("*") if p.is_file())
+    if owner is not None:  # the image's Kafka runs as its own user
+        for p in [folder, *folder.rglob("*")]:
+            os.chown(p, owner, owner)
+    return written

@@ -48,6 +48,13 @@ def write_private(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def _san(host: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(IPv4Address(host))
+    except ValueError:
+        return x509.DNSName(host)
+
+
 def _key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
@@ -57,8 +64,9 @@ def _pem_key(key: rsa.RSAPrivateKey) -> bytes:
                              serialization.NoEncryption())
 
 
-def ensure_pki(folder: Path) -> Pki:
-    """The CA and the broker's keystore in `folder`, made the first time only."""
+def ensure_pki(folder: Path, hosts: tuple[str, ...] = ("localhost", "127.0.0.1")) -> Pki:
+    """The CA and the broker's keystore in `folder`, made the first time only. `hosts`:
+    the names and addresses the broker's certificate is valid for."""
     p = paths(folder)
     if p.ca_cert.exists() and p.ca_key.exists() and p.broker_keystore.exists():
         return p
@@ -92,8 +100,7 @@ def ensure_pki(folder: Path) -> Pki:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - _dt.timedelta(minutes=5))
         .not_valid_after(now + _dt.timedelta(days=BROKER_DAYS))
-        .add_extension(x509.SubjectAlternativeName([
-            x509.DNSName("localhost"), x509.IPAddress(IPv4Address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([_san(h) for h in hosts]), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
                                               ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
