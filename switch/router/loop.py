@@ -542,6 +542,7 @@ class Router:
             nic=getattr(req, "nic", None) or (rec.nic if rec else None),
             imt=getattr(req, "imt", None), doi=getattr(req, "doi", None),
             doc=getattr(req, "doc", None), timeout_s=self.settings.deadline_s,
+            principal=principal_name(self._agency, self.settings.secure),
         )
         # The manifest goes first: the correlator must know what to expect.
         step.send(t.responses, encode(manifest), cid)
@@ -551,6 +552,7 @@ class Router:
                 cid=cid, system=system, deadline=deadline, request=req,
                 rtype=rec.rtype if rec else None, nic=rec.nic if rec else None,
                 imn=decision.imn, image_sha256=sha, timeout_s=self.settings.deadline_s,
+                principal=principal_name(self._agency, self.settings.secure),
             )
             step.send(t.leg_requests(system), encode(leg), decision.key)
         self._audit(step, "received", cid, req, outcome="RECEIVED", image_sha256=sha)

@@ -23,7 +23,9 @@ pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 audit_decoder = msgspec.json.Decoder(AuditEntry)
 
 
-async def _audit(settings: Settings, cids: set[str], timeout: float = 30.0) -> list[AuditEntry]:
+async def _audit(settings: Settings, cids: set[str], timeout: float = 30.0,
+                 also: tuple[str, str] | None = None) -> list[AuditEntry]:
+    """The audit entries of `cids`, once the router's (and `also`: (component, cid)) are in."""
     consumer = make_consumer(settings, group_id=None)
     await consumer.start()
     out: list[AuditEntry] = []
@@ -36,7 +38,8 @@ async def _audit(settings: Settings, cids: set[str], timeout: float = 30.0) -> l
             for rs in batch.values():
                 out += [e for e in (audit_decoder.decode(r.value) for r in rs if r.value)
                         if e.cid in cids]
-            if {e.cid for e in out if e.component == "router"} >= cids:
+            if {e.cid for e in out if e.component == "router"} >= cids and (
+                    also is None or (also[0], also[1]) in {(e.component, e.cid) for e in out}):
                 break
     finally:
         await consumer.stop()
@@ -83,12 +86,14 @@ async def test_an_agency_can_send_only_for_its_own_oris(switch: RunningSwitch) -
     trusted = await switch.client.request({"mke": "QIM", "mid": new_mid(), "ori": theirs.ori,
                                            "lno": theirs.lno}, timeout=30)
     assert trusted.status == "COMPLETE"
-    entries = await _audit(s, {ok.cid, refused.cid, trusted.cid})
+    entries = await _audit(s, {ok.cid, refused.cid, trusted.cid}, also=("leads", ok.cid))
     by_cid = {(e.cid, e.event): e for e in entries if e.component == "router"}
     assert by_cid[(ok.cid, "routed")].principal == "User:agency-CHI"
     rejected = by_cid[(refused.cid, "rejected")]
     assert rejected.principal == "User:agency-CHI" and "NOT_AUTHORIZED" in (rejected.detail or "")
     assert by_cid[(trusted.cid, "routed")].principal == "trusted"
+    leads = [e for e in entries if e.component == "leads" and e.cid == ok.cid]
+    assert leads and all(e.principal == "User:agency-CHI" for e in leads)
 
 
 async def test_a_forged_principal_header_on_the_public_topic_is_ignored(
