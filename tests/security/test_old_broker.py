@@ -70,3 +70,36 @@ def test_clients_follow_the_local_brokers_security(tmp_path: Path) -> None:
         == "PLAINTEXT"
     with pytest.raises(Exception, match="switch agency add NOPE"):
         Settings.from_env({}, home=tmp_path, agency="NOPE")
+
+
+@pytest.mark.kafka
+@pytest.mark.timeout(240)
+async def test_a_secured_client_on_a_plaintext_broker_fails_fast(tmp_path: Path) -> None:
+    """A broker of an older version (plaintext) and a client of this one: one line, no hang."""
+    import asyncio
+
+    from aiokafka.errors import KafkaConnectionError
+
+    from switch.kafka.clients import make_producer
+    from switch.security.diagnose import diagnose
+
+    old = LocalBroker(tmp_path / "old", preferred_port=None, secure=False)
+    state = await asyncio.to_thread(old.start, progress=False)
+    try:
+        sec = tmp_path / "sec"
+        from switch.security.broker import prepare
+
+        prepare(sec)
+        client = Settings.from_env({"SWITCH_SECURITY_DIR": str(sec)}, home=tmp_path / "c",
+                                   bootstrap_servers=state.bootstrap)
+        assert client.kafka.security_protocol == "SASL_SSL"
+        producer = make_producer(client)
+        t0 = asyncio.get_running_loop().time()
+        with pytest.raises(KafkaConnectionError):
+            await producer.start()
+        await producer.stop()
+        assert asyncio.get_running_loop().time() - t0 < 20
+        line = await diagnose(client.kafka)
+        assert "does not speak TLS" in line and "older version" in line
+    finally:
+        await asyncio.to_thread(old.stop)
