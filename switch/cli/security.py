@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from switch.cli.common import settings_from_args
+from switch.errors import ConfigError
 
 HELP = """\
 init: write into DIR (SWITCH_SECURITY_DIR) the CA, the broker's certificate for --host,
@@ -17,6 +18,9 @@ the users' credentials, server.properties (the same SASL_SSL/SCRAM listeners and
 StandardAuthorizer as the local broker) and start-kafka.sh, which formats the storage with
 the SCRAM users and starts Kafka. Harmless to repeat: what exists is kept.
 acls: create the components' and operator's ACLs on the broker (as `admin`).
+passwd --user NAME: give principal NAME (router, correlator, leads, ncic, operator, or
+agency-X) a new random password on the broker at once, and store it in the security
+folder; restart the processes that use it.
 """
 
 
@@ -24,7 +28,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p = sub.add_parser("security", parents=[common], help="secured-broker files and ACLs "
                        "for a broker in a container", description=HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("action", choices=("init", "acls"))
+    p.add_argument("action", choices=("init", "acls", "passwd"))
+    p.add_argument("--user", metavar="NAME", help="the principal whose password to rotate (passwd)")
     p.add_argument("--dir", type=Path, default=None,
                    help="the security folder (default SWITCH_SECURITY_DIR, else <home>/security)")
     p.add_argument("--host", default="kafka", help="the broker's host name (init)")
@@ -53,6 +58,16 @@ def run(args: argparse.Namespace) -> int:
         return 0
     settings = settings_from_args(args)
     folder = Path(args.dir or settings.kafka.security_dir or "")
+    if args.action == "passwd":
+        from switch.cli.common import run_async
+        from switch.security.users import rotate
+
+        if not args.user:
+            raise ConfigError("passwd: name the principal with --user NAME")
+        run_async(rotate(settings, folder, args.user))
+        print(f"switch security: new password for {args.user} set and stored in "
+              f"{folder / 'users' / (args.user + '.json')}")
+        return 0
     broker.apply_trusted_acls(settings.kafka.bootstrap_servers, folder)
     print("switch security: ACLs of the components and the operator are in place")
     return 0

@@ -101,3 +101,29 @@ def java_client_properties(folder: Path, creds: Credentials) -> str:
         "ssl.truststore.type=PEM\n"
         f"ssl.truststore.location={folder / 'ca.pem'}\n"
     )
+
+
+async def rotate(settings: object, folder: Path, username: str) -> Credentials:
+    """A new random password for `username`, set on the broker as `admin` (effective at once
+    for new connections) and then stored. The broker's own users are not rotated here."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from switch.security.adminapi import set_scram_password
+    from switch.settings import Settings
+
+    assert isinstance(settings, Settings)
+    if username in (BROKER, CONTROLLER, ADMIN):
+        raise ConfigError(f"{username}: the broker's own and the admin password live in its "
+                          "server.properties and storage; re-create the security folder instead")
+    admin = settings.as_principal(ADMIN)
+    if admin.kafka.sasl_username != ADMIN:
+        raise ConfigError(f"no admin credentials in {folder}/users/admin.json")
+    creds = Credentials(username, new_password())
+    client = AIOKafkaAdminClient(**admin.kafka.client_kwargs(), request_timeout_ms=30_000)
+    await client.start()
+    try:
+        await set_scram_password(client, username, creds.password)
+    finally:
+        await client.close()
+    store(folder, creds)
+    return creds

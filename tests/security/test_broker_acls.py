@@ -119,3 +119,29 @@ async def test_components_are_not_super_users(kafka_settings: Settings) -> None:
             await set_scram_password(admin, "agency-EVIL", "x" * 20)
     finally:
         await admin.close()
+
+
+async def test_a_rotated_password_works_at_once_and_the_old_one_does_not(
+    kafka_settings: Settings,
+) -> None:
+    from pathlib import Path
+
+    from switch.security.users import rotate
+
+    a = await agency(kafka_settings, "ROT", ["IL0160000"])
+    folder = Path(str(kafka_settings.kafka.security_dir))
+    new = await rotate(kafka_settings, folder, "agency-ROT")
+    assert new.password != a.kafka.sasl_password
+    old = make_producer(a)
+    with pytest.raises(KafkaConnectionError):
+        await old.start()
+    await old.stop()
+    fresh = dataclasses.replace(a, kafka=dataclasses.replace(a.kafka, sasl_password=None))
+    fresh = dataclasses.replace(fresh, kafka=kafka_settings.kafka.as_principal("agency-ROT"))
+    assert fresh.kafka.sasl_password == new.password
+    producer = make_producer(fresh)
+    await producer.start()
+    try:
+        await producer.send_and_wait(fresh.requests_topic, b"{}")
+    finally:
+        await producer.stop()
