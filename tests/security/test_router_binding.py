@@ -16,7 +16,7 @@ from switch.kafka.clients import assign_whole_topic, make_consumer
 from switch.router.partitioning import ori_partition
 from switch.settings import Settings
 from tests.flow.conftest import RunningSwitch
-from tests.security.conftest import agency
+from tests.security.conftest import agency, need_secure
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
@@ -128,6 +128,7 @@ async def _cli(*args: str, env_password: str | None = None) -> tuple[int, str, s
 
 async def test_agency_add_and_submit_from_the_command_line(switch: RunningSwitch) -> None:
     s = switch.settings
+    need_secure(s)
     rec = switch.record("SOR", 2)
     common = ["--bootstrap-servers", s.kafka.bootstrap_servers, "--topic-prefix",
               s.topics.prefix, "--home", str(s.home)]
