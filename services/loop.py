@@ -598,6 +598,7 @@ class Service:
             ori=req.ori,
             term=req.term,
             mke=mke,
+            principal=leg.principal,
             **fields,
         )
         key, value = audit_record(entry)

@@ -30,7 +30,8 @@ def new_mid(prefix: str = "m") -> str:
 class SwitchClient:
     def __init__(self, settings: Settings, *, reply_topic: str | None = None) -> None:
         self.settings = settings
-        self.reply_topic = reply_topic or settings.topics.replies
+        self.reply_topic = reply_topic or settings.replies_topic
+        self.requests_topic = settings.requests_topic  # an agency's own, or the public one
         self._producer = make_producer(settings)
         self._consumer = make_consumer(settings, group_id=None, isolation_level="read_committed")
         self._replies: dict[str, list[Reply]] = defaultdict(list)
@@ -90,7 +91,7 @@ class SwitchClient:
         else:
             value, mid, ori = encode(request), request.mid, request.ori
         k = key or ori
-        await (await self._producer.send(self.settings.topics.requests, value,
+        await (await self._producer.send(self.requests_topic, value,
                                          key=k.encode() if isinstance(k, str) else None))
         return mid if isinstance(mid, str) else None
 

@@ -46,6 +46,23 @@ class KafkaSettings:
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     client_id: str = "switch"
+    # The security folder the credentials were taken from (switch/security/users.py), so a
+    # component can switch to its own principal (`as_principal`); None when they came
+    # from KAFKA_SASL_* alone.
+    security_dir: str | None = None
+
+    def as_principal(self, username: str) -> KafkaSettings:
+        """These settings as `username` (its stored credentials), when they came from a
+        security folder; unchanged otherwise (credentials given by the environment)."""
+        if self.security_dir is None or self.sasl_username == username:
+            return self
+        from switch.security.users import load
+
+        creds = load(Path(self.security_dir), username)
+        if creds is None:
+            return self
+        return replace(self, sasl_username=creds.username, sasl_password=creds.password,
+                       sasl_mechanism=creds.mechanism)
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for AIOKafkaProducer/Consumer/AdminClient."""
@@ -124,6 +141,35 @@ class TopicSettings:
     def leg_requests(self, system: str) -> str:
         return f"{self.prefix}.{system.lower()}.requests"
 
+    @property
+    def agencies(self) -> str:
+        """The ORI binding of each agency principal (compacted; switch/security/agencies.py)."""
+        return f"{self.prefix}.agencies"
+
+    def agency_requests(self, name: str) -> str:
+        """The request topic only agency `name` may write (its sender is known by ACL)."""
+        return f"{self.prefix}.agency.{name}.requests"
+
+    def agency_replies(self, name: str) -> str:
+        """The reply topic only agency `name` (and the switch's principals) may read."""
+        return f"{self.prefix}.agency.{name}.replies"
+
+    def agency_of(self, topic: str) -> str | None:
+        """The agency whose request topic this is, or None."""
+        head, tail = f"{self.prefix}.agency.", ".requests"
+        if topic.startswith(head) and topic.endswith(tail):
+            name = topic[len(head):-len(tail)]
+            if name and "." not in name:
+                return name
+        return None
+
+    @property
+    def requests_pattern(self) -> str:
+        """Every topic the router reads requests from: the public one, the forwarded one
+        and each agency's (a regular expression for a pattern subscription)."""
+        p = re.escape(self.prefix)
+        return rf"^{p}\.(requests|requests\.byori|agency\.[A-Za-z0-9_-]+\.requests)$"
+
 
 @dataclass(frozen=True, kw_only=True)
 class ImageSettings:
@@ -180,6 +226,19 @@ class Settings:
     # Prometheus metrics on http://metrics_host:metrics_port/metrics; None: not served.
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
+    # Acting for this agency (`--agency NAME`, SWITCH_AGENCY): its principal, and its own
+    # request and reply topics instead of the public ones.
+    agency: str | None = None
+
+    @property
+    def requests_topic(self) -> str:
+        """Where this process sends requests: its agency's topic, else the public one."""
+        return self.topics.agency_requests(self.agency) if self.agency else self.topics.requests
+
+    @property
+    def replies_topic(self) -> str:
+        """Where this process reads its replies: its agency's topic, else the public one."""
+        return self.topics.agency_replies(self.agency) if self.agency else self.topics.replies
 
     @property
     def reply_prefix(self) -> str:
@@ -191,6 +250,15 @@ class Settings:
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 
+    def as_principal(self, username: str) -> Settings:
+        """See KafkaSettings.as_principal: a component runs as its own principal."""
+        kafka = self.kafka.as_principal(username)
+        return self if kafka is self.kafka else replace(self, kafka=kafka)
+
+    @property
+    def secure(self) -> bool:
+        return self.kafka.security_protocol != "PLAINTEXT"
+
     @classmethod
     def from_env(
         cls,
@@ -200,25 +268,20 @@ class Settings:
         bootstrap_servers: str | None = None,
         topic_prefix: str | None = None,
         metrics_port: int | None = None,
+        principal: str | None = None,
+        agency: str | None = None,
     ) -> Settings:
         """Build and validate settings. Flags (keyword arguments) win over the environment."""
         env = os.environ if env is None else env
+        agency = agency or env.get("SWITCH_AGENCY") or None
+        if agency:
+            from switch.security.users import agency_user, check_agency_name
+
+            principal = principal or agency_user(check_agency_name(agency))
         home_path = Path(home or env.get("SWITCH_HOME") or default_home()).expanduser()
-        bootstrap = (
-            bootstrap_servers
-            or env.get("KAFKA_BOOTSTRAP_SERVERS")
-            or local_bootstrap(home_path)
-        )
-        kafka = KafkaSettings(
-            bootstrap_servers=bootstrap,
-            security_protocol=env.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper(),
-            sasl_mechanism=env.get("KAFKA_SASL_MECHANISM"),
-            sasl_username=env.get("KAFKA_SASL_USERNAME"),
-            sasl_password=env.get("KAFKA_SASL_PASSWORD"),
-            ssl_cafile=env.get("KAFKA_SSL_CAFILE"),
-            ssl_certfile=env.get("KAFKA_SSL_CERTFILE"),
-            ssl_keyfile=env.get("KAFKA_SSL_KEYFILE"),
-        )
+        explicit = bootstrap_servers or env.get("KAFKA_BOOTSTRAP_SERVERS")
+        bootstrap = explicit or local_bootstrap(home_path)
+        kafka = _kafka_settings(env, home_path, bootstrap, explicit, principal)
         topics = TopicSettings(
             prefix=topic_prefix or env.get("SWITCH_TOPIC_PREFIX", "switch"),
             partitions=_int(env, "SWITCH_PARTITIONS", 3),
@@ -248,6 +311,7 @@ class Settings:
             metrics_port=(metrics_port if metrics_port is not None
                           else _int(env, "SWITCH_METRICS_PORT", 0)) or None,
             metrics_host=env.get("SWITCH_METRICS_HOST") or "127.0.0.1",
+            agency=agency,
         )
         settings.validate()
         return settings
@@ -299,6 +363,48 @@ class Settings:
             raise ConfigError("SWITCH_IMAGE_MAX_DECODE_BYTES: at least 16777216 (16 MiB)")
         if not 0 < im.time_budget_s <= 60:
             raise ConfigError(f"SWITCH_IMAGE_TIME_BUDGET_S={im.time_budget_s}: between 0 and 60 seconds")
+
+
+def _kafka_settings(
+    env: Mapping[str, str], home: Path, bootstrap: str, explicit: str | None,
+    principal: str | None,
+) -> KafkaSettings:
+    """Security, in this order: KAFKA_SECURITY_PROTOCOL and friends when set (any broker);
+    plaintext when SWITCH_INSECURE=1; SASL_SSL with the credentials of a security folder
+    (SWITCH_SECURITY_DIR, or `<home>/security` for the local broker of the home when it
+    runs secured); else plaintext (a broker named by KAFKA_BOOTSTRAP_SERVERS alone)."""
+    from switch.security import client as sec
+
+    if env.get("KAFKA_SECURITY_PROTOCOL"):
+        return KafkaSettings(
+            bootstrap_servers=bootstrap,
+            security_protocol=env["KAFKA_SECURITY_PROTOCOL"].upper(),
+            sasl_mechanism=env.get("KAFKA_SASL_MECHANISM"),
+            sasl_username=principal or env.get("KAFKA_SASL_USERNAME"),
+            sasl_password=env.get("KAFKA_SASL_PASSWORD"),
+            ssl_cafile=env.get("KAFKA_SSL_CAFILE"),
+            ssl_certfile=env.get("KAFKA_SSL_CERTFILE"),
+            ssl_keyfile=env.get("KAFKA_SSL_KEYFILE"),
+        )
+    if sec.insecure(env):
+        return KafkaSettings(bootstrap_servers=bootstrap)
+    folder = sec.security_dir(home, env)
+    if env.get("SWITCH_SECURITY_DIR"):
+        use = True
+    elif explicit and explicit != local_bootstrap(home):
+        use = False  # somebody else's broker: plaintext unless told (KAFKA_SECURITY_PROTOCOL)
+    else:
+        state = sec.broker_security(home)
+        use = state == "SASL_SSL" or (state is None and (folder / "ca.pem").exists())
+    if not use:
+        return KafkaSettings(bootstrap_servers=bootstrap)
+    creds = sec.load_credentials(folder, sec.principal_name(env, principal), env)
+    return KafkaSettings(
+        bootstrap_servers=bootstrap, security_protocol="SASL_SSL",
+        sasl_mechanism=creds.mechanism, sasl_username=creds.username,
+        sasl_password=creds.password, ssl_cafile=str(folder / "ca.pem"),
+        security_dir=str(folder),
+    )
 
 
 def local_bootstrap(home: Path) -> str:

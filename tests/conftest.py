@@ -3,12 +3,19 @@ container where a Docker engine answers; else the project's local broker (starte
 per test session in a temporary home, stopped at the end). Each test gets its own topic
 prefix and home, so tests never see each other's data.
 
+The local broker runs secured, as the project ships it (SASL_SSL, SCRAM-SHA-512, ACLs):
+its security folder is exported as SWITCH_SECURITY_DIR, so every client of the session
+(and every `switch` child process) authenticates, each component as its own principal and
+everything else as `operator`. SWITCH_INSECURE=1 runs the whole session plaintext.
+
 A Kafka test is never skipped in CI: a skip of a test marked `kafka` becomes a failure.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,13 +87,21 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         finally:
             container.stop()  # type: ignore[attr-defined]
         return
-    home = tmp_path_factory.mktemp("broker-home")
+    # Outside pytest's numbered temporary folders: those are shared by every pytest session
+    # of this user, and a session keeps only the last three, so a long run beside others
+    # could lose its broker's data and credentials in the middle.
+    home = Path(tempfile.mkdtemp(prefix="switch-test-broker-"))
+    if not os.environ.get("SWITCH_INSECURE"):
+        # Shared by every broker a test starts (test_broker_restart...): one CA, one set of
+        # users, so the session's clients talk to all of them.
+        os.environ["SWITCH_SECURITY_DIR"] = str(home / "security")
     broker = LocalBroker(home, preferred_port=None)
     state = broker.start(progress=True)  # raises BrokerError naming the cause
     try:
         yield state.bootstrap
     finally:
         broker.stop()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -95,7 +110,8 @@ def broker_home(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) 
 
 
 def make_settings(bootstrap: str, home: Path, **env: str) -> Settings:
-    base = {k: v for k, v in os.environ.items() if k.startswith("KAFKA_")}
+    base = {k: v for k, v in os.environ.items()
+            if k.startswith("KAFKA_") or k in ("SWITCH_SECURITY_DIR", "SWITCH_INSECURE")}
     base.update(env)
     return Settings.from_env(
         base,

@@ -34,6 +34,8 @@ def component_runner(
     metrics: Metrics | None = None,
 ) -> Callable[[asyncio.Event], Awaitable[None]]:
     """A coroutine function running component `name` once until `stop` is set."""
+    # Each component is its own principal when credentials come from a security folder.
+    settings = settings.as_principal(name)
     if name in ("leads", "ncic"):
         async def run_svc(stop: asyncio.Event) -> None:
             await run_service(settings, name.upper(), stop=stop, ready=ready, metrics=metrics)

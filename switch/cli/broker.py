@@ -14,6 +14,9 @@ Run a local single-node Apache Kafka (KRaft) from Maven Central artifacts, no Do
 The jars are fetched once into ~/.cache/switch-sim; the broker's run folder (data, log,
 pid) is <home>/broker. `start` returns once the broker answers and prints its bootstrap
 address; starting twice is harmless. `stop` leaves no JVM behind.
+Secured by default: SASL_SSL with SCRAM-SHA-512, a CA and certificate made into
+<home>/security (or SWITCH_SECURITY_DIR) with every principal's credentials, and Kafka's
+ACL authorizer (docs/SECURITY.md). --insecure (SWITCH_INSECURE=1): plaintext, no users.
 Needs Java 17+ and Maven (the first time only).
 """
 
@@ -39,6 +42,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"switch: broker pid {state.pid} ready in {time.monotonic() - t0:.1f} s; "
               f"log {broker.log_file}; export KAFKA_BOOTSTRAP_SERVERS={state.bootstrap}",
               file=sys.stderr)
+        if state.security == "SASL_SSL":
+            print(f"switch: secured (SASL_SSL, SCRAM-SHA-512, ACLs); credentials and CA in "
+                  f"{broker.security_dir}; add agencies with `switch agency add NAME`",
+                  file=sys.stderr)
         return 0
     if args.action == "stop":
         stopped = broker.stop()
@@ -48,5 +55,6 @@ def run(args: argparse.Namespace) -> int:
     if status is None:
         print(f"not running (home {settings.home})")
         return 3
-    print(f"running pid {status.pid} at {status.bootstrap} (home {settings.home})")
+    print(f"running pid {status.pid} at {status.bootstrap} (home {settings.home}, "
+          f"{status.security})")
     return 0

@@ -18,6 +18,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         bootstrap_servers=getattr(args, "bootstrap_servers", None),
         topic_prefix=getattr(args, "topic_prefix", None),
         metrics_port=getattr(args, "metrics_port", None),
+        agency=getattr(args, "agency", None),
     )
 
 

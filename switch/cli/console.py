@@ -119,7 +119,7 @@ async def _run(settings: Settings, console: Console, count: int | None) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    print(f"switch console: {settings.topics.replies} on {settings.kafka.bootstrap_servers}, "
+    print(f"switch console: {settings.replies_topic} on {settings.kafka.bootstrap_servers}, "
           f"{console.options.filter.describe()}; Ctrl-C to stop", file=sys.stderr, flush=True)
     try:
         await tail(settings, console, stop=stop, max_count=count)

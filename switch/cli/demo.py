@@ -64,6 +64,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"switch demo: broker ready at {state.bootstrap} after {time.monotonic() - t0:.1f} s",
               file=sys.stderr)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "SWITCH_"))}
+        # The broker's own security: its credentials folder, or plaintext (--insecure).
+        if broker.secure:
+            env["SWITCH_SECURITY_DIR"] = str(broker.security_dir)
+        else:
+            env["SWITCH_INSECURE"] = "1"
         settings = Settings.from_env(env, home=home, bootstrap_servers=state.bootstrap)
         settings = settings.with_overrides(deadline_s=args.deadline)
         ok, steps = asyncio.run(_self_contained(settings, color))

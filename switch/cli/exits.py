@@ -29,7 +29,20 @@ def quiet_kafka_logs() -> None:
 
 
 def unreachable(settings: Settings, exc: BaseException) -> str:
-    """One line for a broker that does not answer, naming where the address came from."""
+    """One line for a broker that does not answer, naming where the address came from;
+    for a connection failure, the diagnosis of switch/security/diagnose.py (TLS expected or
+    not, wrong password, nothing listening), which names what to do."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from aiokafka.errors import KafkaError
+
+    from switch.security.diagnose import explain
+
+    if isinstance(exc, KafkaError):
+        with ThreadPoolExecutor(1) as pool:  # callers may be inside an event loop
+            line = pool.submit(explain, exc, settings.kafka).result()
+        if line is not None and not line.startswith("nothing answers"):
+            return line
     return (
         f"cannot reach Kafka at {settings.kafka.bootstrap_servers} ({type(exc).__name__}): "
         "is the broker running (`switch broker start` or `switch up`), and is "

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
+import os
 import sys
 from collections.abc import Sequence
+
+from aiokafka.errors import KafkaError
 
 from switch.errors import SwitchError
 
@@ -25,6 +29,8 @@ COMMANDS = (
     "console",
     "web",
     "ctl",
+    "agency",
+    "security",
     "demo",
     "scenario",
     "image",
@@ -61,6 +67,16 @@ def common_parser() -> argparse.ArgumentParser:
         help="Kafka bootstrap servers (overrides KAFKA_BOOTSTRAP_SERVERS)",
     )
     g.add_argument(
+        "--agency", metavar="NAME",
+        help="act as agency NAME: its credentials (SWITCH_SECURITY_DIR or <home>/security, "
+        "or KAFKA_SASL_*), its own request and reply topics (also SWITCH_AGENCY)",
+    )
+    g.add_argument(
+        "--insecure", action="store_true",
+        help="plaintext local broker and clients, no authentication (development only; "
+        "also SWITCH_INSECURE=1)",
+    )
+    g.add_argument(
         "--topic-prefix",
         metavar="PREFIX",
         help="prefix of every topic name (overrides SWITCH_TOPIC_PREFIX; default 'switch')",
@@ -82,8 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # aiokafka's own "Unable connect" lines would precede our one-line diagnosis on stderr
+    # through logging's last-resort handler; components that log configure a real one.
+    logging.getLogger("aiokafka").addHandler(logging.NullHandler())
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "insecure", False):
+        os.environ["SWITCH_INSECURE"] = "1"  # read by Settings, LocalBroker and child processes
     try:
         status = args.func(args)
     except KeyboardInterrupt:
@@ -91,7 +112,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SwitchError as exc:
         print(f"switch {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KafkaError as exc:
+        line = _explain(args, exc)
+        if line is None:
+            raise
+        print(f"switch {args.command}: error: {line}", file=sys.stderr)
+        return 2
     return int(status or 0)
+
+
+def _explain(args: argparse.Namespace, exc: KafkaError) -> str | None:
+    """One line for a Kafka error (cannot connect, wrong password, not authorized)."""
+    from switch.cli.common import settings_from_args
+    from switch.security.diagnose import explain
+
+    try:
+        settings = settings_from_args(args)
+    except SwitchError:
+        return None
+    return explain(exc, settings.kafka)
 
 
 if __name__ == "__main__":

@@ -197,7 +197,7 @@ async def execute(args: argparse.Namespace, *, out: TextIO, err: TextIO, color: 
         return USAGE
     mid = str(d["mid"])
     try:
-        missing = await missing_topics(settings, settings.topics.requests, settings.topics.replies)
+        missing = await missing_topics(settings, settings.requests_topic, settings.replies_topic)
     except (KafkaError, OSError) as exc:
         err.write(f"switch submit: error: {unreachable(settings, exc)}\n")
         return NO_ANSWER

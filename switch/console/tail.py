@@ -14,6 +14,7 @@ integers, a fetch holds at most `MAX_RECORDS` replies), so a console can run for
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -123,7 +124,7 @@ async def tail(
     the console says so once and waits for it.
     """
     stop = stop or asyncio.Event()
-    topic = topic or settings.topics.replies
+    topic = topic or settings.replies_topic
     options = console.options
     consumer = make_consumer(settings, group_id=None)
     try:
@@ -131,6 +132,8 @@ async def tail(
         tps = await _partitions(consumer, topic, stop, console.err)
         if not tps:
             return console.counts
+        if settings.agency is None and topic == settings.topics.replies:
+            tps += await agency_reply_partitions(consumer, settings)
         consumer.assign(tps)
         if options.from_beginning:
             await consumer.seek_to_beginning(*tps)
@@ -152,6 +155,18 @@ async def tail(
     finally:
         await consumer.stop()
     return console.counts
+
+
+async def agency_reply_partitions(
+    consumer: AIOKafkaConsumer, settings: Settings
+) -> list[TopicPartition]:
+    """An operator's console also shows the replies on every agency's own reply topic
+    (those that exist when it starts); an agency's console is not authorized to see them
+    and is never given them."""
+    cluster = await consumer._client.fetch_all_metadata()
+    pattern = re.compile(rf"{re.escape(settings.topics.prefix)}\.agency\.[A-Za-z0-9_-]+\.replies")
+    return [TopicPartition(t, p) for t in sorted(cluster.topics()) if pattern.fullmatch(t)
+            for p in sorted(cluster.partitions_for_topic(t) or ())]
 
 
 async def _partitions(

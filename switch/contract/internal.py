@@ -40,6 +40,8 @@ class LegRequest(msgspec.Struct, kw_only=True, frozen=True):
     nic: str | None = None
     imn: str | None = None  # EIM on a sex-offender record: the shared IMN the router allocated
     image_sha256: str | None = None
+    # Who sent the request (switch/router/principals.py), for the services' audit entries.
+    principal: str | None = None
     # The deadline as a duration from the broker's append time of this record (the topic
     # uses LogAppendTime); see switch/kafka/brokerclock.py.
     timeout_s: float = 10.0
@@ -70,6 +72,8 @@ class Manifest(msgspec.Struct, kw_only=True, frozen=True, tag="manifest", tag_fi
     # The router's hop in the transaction's trace (W3C traceparent, switch/tracing.py): a
     # reply the correlator makes without a record in hand (a deadline) stays in the trace.
     traceparent: str | None = None
+    # Who sent the request (switch/router/principals.py).
+    principal: str | None = None
 
 
 class LegAnswer(msgspec.Struct, kw_only=True, frozen=True, tag="answer", tag_field="kind"):

@@ -182,6 +182,9 @@ class AuditEntry(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=False)
     image_sha256: str | None = None
     outcome: str | None = None
     detail: str | None = None
+    # Who sent the request (issue 12): "User:agency-NAME" for an agency's own topic,
+    # "trusted" for the public requests topic of a secured switch; null when plaintext.
+    principal: str | None = None
 
 
 class Latency(msgspec.Struct, kw_only=True, frozen=True):

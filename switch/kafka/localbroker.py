@@ -61,6 +61,7 @@ class BrokerState:
     port: int
     controller_port: int
     run_dir: Path
+    security: str = "PLAINTEXT"  # "SASL_SSL" when started secured
 
     @property
     def bootstrap(self) -> str:
@@ -186,9 +187,18 @@ def _answers(port: int, timeout: float = 1.0) -> bool:
 class LocalBroker:
     """The local broker of one home. `start()`, `stop()`, `status()`."""
 
-    def __init__(self, home: Path, *, preferred_port: int | None = DEFAULT_LOCAL_PORT) -> None:
+    def __init__(
+        self, home: Path, *, preferred_port: int | None = DEFAULT_LOCAL_PORT,
+        secure: bool | None = None, security_dir: Path | None = None,
+    ) -> None:
+        from switch.security.client import insecure
+        from switch.security.client import security_dir as default_security_dir
+
         self.run_dir = Path(home) / "broker"
         self.preferred_port = preferred_port
+        # Secured (SASL_SSL, SCRAM, ACLs) unless asked otherwise (--insecure, SWITCH_INSECURE).
+        self.secure = (not insecure(os.environ)) if secure is None else secure
+        self.security_dir = security_dir or default_security_dir(Path(home), os.environ)
         # The ports of the last broker this object stopped or killed: started again, it
         # listens there, so clients holding the old address reconnect to it.
         self._last_ports: tuple[int, int] | None = None
@@ -208,6 +218,7 @@ class LocalBroker:
             state = BrokerState(
                 pid=int(data["pid"]), port=int(data["port"]),
                 controller_port=int(data["controller_port"]), run_dir=self.run_dir,
+                security=str(data.get("security", "PLAINTEXT")),
             )
         except (OSError, ValueError, KeyError):
             return None
@@ -218,6 +229,7 @@ class LocalBroker:
     def start(self, *, timeout: float = START_TIMEOUT_S, progress: bool = True) -> BrokerState:
         running = self.status()
         if running is not None:
+            self._check_mode(running)
             if self._wait_ready(running, None, timeout):
                 return running
             raise BrokerError(
@@ -230,7 +242,16 @@ class LocalBroker:
         data_dir = self.run_dir / "data"
         port, cport = self._ports()
         props = self.run_dir / "server.properties"
-        props.write_text(_server_properties(port, cport, data_dir))
+        listeners = None
+        scram: list[str] = []
+        if self.secure:
+            from switch.security import broker as secured
+
+            self._check_data(data_dir)
+            listeners = secured.listener_properties(port, cport, self.security_dir)
+            scram = secured.format_args(self.security_dir)
+        props.write_text(_server_properties(port, cport, data_dir, listeners))
+        os.chmod(props, 0o600)  # holds the broker's own passwords when secured
         log4j = self.run_dir / "log4j2.properties"
         log4j.write_text(LOG4J2)
         cluster_id = self._cluster_id(data_dir)
@@ -239,7 +260,7 @@ class LocalBroker:
                f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath]
         fmt = subprocess.run(
             [*jvm, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(props),
-             "--ignore-formatted"],
+             "--ignore-formatted", *scram],
             capture_output=True, text=True,
         )
         if fmt.returncode != 0:
@@ -257,9 +278,12 @@ class LocalBroker:
         finally:
             log.close()
         _children[proc.pid] = proc
-        state = BrokerState(pid=proc.pid, port=port, controller_port=cport, run_dir=self.run_dir)
+        security = "SASL_SSL" if self.secure else "PLAINTEXT"
+        state = BrokerState(pid=proc.pid, port=port, controller_port=cport, run_dir=self.run_dir,
+                            security=security)
         self.state_file.write_text(json.dumps(
-            {"pid": proc.pid, "port": port, "controller_port": cport, "started": time.time()}
+            {"pid": proc.pid, "port": port, "controller_port": cport, "started": time.time(),
+             "security": security, "security_dir": str(self.security_dir) if self.secure else None}
         ))
         if not self._wait_ready(state, proc, timeout):
             self.stop()
@@ -267,7 +291,58 @@ class LocalBroker:
                 f"the broker did not answer on 127.0.0.1:{port} within {timeout:.0f} s; "
                 f"last lines of {self.log_file}:\n{self._log_tail()}"
             )
+        if self.secure:
+            self._bootstrap_acls(state, data_dir)
         return state
+
+    def _check_mode(self, running: BrokerState) -> None:
+        """A running broker of another mode (or of an older version, which ran plaintext)
+        is not silently used: one line saying what to do."""
+        if self.secure and running.security != "SASL_SSL":
+            raise BrokerError(
+                f"the broker running for {self.run_dir.parent} (pid {running.pid}, port "
+                f"{running.port}) is plaintext: started by an older version of switch-sim or "
+                "with --insecure; stop it with `switch broker stop` and start it again, or "
+                "use --insecure (SWITCH_INSECURE=1) to keep it")
+        if not self.secure and running.security != "PLAINTEXT":
+            raise BrokerError(
+                f"the broker running for {self.run_dir.parent} (pid {running.pid}) is secured "
+                "(SASL_SSL); drop --insecure / SWITCH_INSECURE to use it, or stop it with "
+                "`switch broker stop` first")
+
+    def _check_data(self, data_dir: Path) -> None:
+        """Data formatted without the SCRAM users (an older version, or --insecure) cannot
+        be secured in place: users are created when the storage is formatted."""
+        marker = self.run_dir / "secured"
+        if (data_dir / "meta.properties").exists():
+            if not marker.exists():
+                raise BrokerError(
+                    f"the broker data in {data_dir} was made without users (by an older "
+                    "version or with --insecure); start with --insecure to keep using it, "
+                    f"or remove {data_dir} (its topics are lost) to start it secured")
+            if marker.read_text().strip() != str(self.security_dir):
+                raise BrokerError(
+                    f"the broker data in {data_dir} was secured with the credentials of "
+                    f"{marker.read_text().strip()}, not {self.security_dir}; set "
+                    "SWITCH_SECURITY_DIR to that folder, or remove the data to start afresh")
+            return
+        (self.run_dir / "acls-applied").unlink(missing_ok=True)
+        marker.write_text(str(self.security_dir))
+
+    def _bootstrap_acls(self, state: BrokerState, data_dir: Path) -> None:
+        """The components' and operator's ACLs, once per formatted storage."""
+        from switch.security import broker as secured
+
+        done = self.run_dir / "acls-applied"
+        if done.exists():
+            return
+        try:
+            secured.apply_trusted_acls(state.bootstrap, self.security_dir)
+        except Exception as exc:
+            self.stop()
+            raise BrokerError(f"could not create the switch's ACLs on the new broker: {exc}") \
+                from None
+        done.touch()
 
     def stop(self, timeout: float = 30.0) -> bool:
         """Stop the broker; True if one was running. Never leaves the JVM behind."""
@@ -350,10 +425,18 @@ class LocalBroker:
                 )
             if proc is None and not _alive(state.pid):
                 return False
-            if _answers(state.port):
+            if self._answers(state.port):
                 return True
             time.sleep(0.2)
         return False
+
+    def _answers(self, port: int) -> bool:
+        if self.secure:
+            from switch.security.broker import answers_tls
+            from switch.security.pki import paths
+
+            return answers_tls(port, paths(self.security_dir).ca_cert)
+        return _answers(port)
 
     def _log_tail(self, lines: int = 20) -> str:
         try:
@@ -384,18 +467,20 @@ def _reap(pid: int) -> None:
         pass
 
 
-def _server_properties(port: int, cport: int, data_dir: Path) -> str:
-    return f"""\
-# Written by switch/kafka/localbroker.py: one KRaft node, broker and controller in one JVM.
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:{cport}
+def _server_properties(port: int, cport: int, data_dir: Path, listeners: str | None = None) -> str:
+    listeners = listeners or f"""\
 listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}
 advertised.listeners=PLAINTEXT://127.0.0.1:{port}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs={data_dir}
+"""
+    return f"""\
+# Written by switch/kafka/localbroker.py: one KRaft node, broker and controller in one JVM.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:{cport}
+{listeners}log.dirs={data_dir}
 num.partitions=3
 num.network.threads=2
 num.io.threads=4

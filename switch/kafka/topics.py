@@ -91,6 +91,22 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
                   "router's memory of mids (idempotency), keyed by ORI/mid"),
         TopicSpec(t.imns, 1, {**compact, "segment.bytes": str(MIB), "segment.ms": str(3600_000)},
                   "shared-IMN sequence per requests partition (router) and LEADS's floor"),
+        TopicSpec(t.agencies, 1, compact,
+                  "agency principals and the ORIs each may send for (`switch agency add`)"),
+    ]
+
+
+def agency_topic_specs(settings: Settings, name: str) -> list[TopicSpec]:
+    """An agency's own request topic (as the public one: the router reads both with the
+    same partition count) and reply topic (as the public replies topic)."""
+    by_name = {s.name: s for s in topic_specs(settings)}
+    t = settings.topics
+    req, rep = by_name[t.requests], by_name[t.replies]
+    return [
+        TopicSpec(t.agency_requests(name), req.partitions, dict(req.configs),
+                  f"requests from agency {name} (only it may write)"),
+        TopicSpec(t.agency_replies(name), rep.partitions, dict(rep.configs),
+                  f"replies to agency {name} (only it may read)"),
     ]
 
 

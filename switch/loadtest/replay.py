@@ -107,8 +107,8 @@ class Replayer:
             arrivals=options.arrivals, seed=options.seed,
             original_timing=options.original_timing, speed=options.speed,
         )
-        self.requests_topic = options.requests_topic or settings.topics.requests
-        self.replies_topic = options.replies_topic or settings.topics.replies
+        self.requests_topic = options.requests_topic or settings.requests_topic
+        self.replies_topic = options.replies_topic or settings.replies_topic
         self.planned = {s.id for s in self.steps}
         self.rec = Recorder()
         self.inflight: dict[str, deque[_Inflight]] = {}

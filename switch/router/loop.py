@@ -75,6 +75,14 @@ from switch.router.dedupe import (
 from switch.router.directory import Directory
 from switch.router.imns import ImnSequences
 from switch.router.partitioning import ori_of, ori_partition, validate_instance
+from switch.router.principals import (
+    Bindings,
+    authorize,
+    forward_headers,
+    principal_name,
+    reply_topic,
+    sender_of,
+)
 from switch.router.rules import Refusal, Route, route
 from switch.settings import Settings
 
@@ -83,6 +91,7 @@ REPLY_TO_CHECK_S = 5.0
 MID_EXPIRY_EVERY_S = 60.0
 DIRECTORY_WAIT_S = 60.0  # at start-up, for LEADS to publish the record directory
 DIRECTORY_SETTLE_S = 1.0  # ... and for it to stop growing
+AGENCY_TOPICS_EVERY_MS = 5000  # how soon a new agency's request topic is read
 
 
 @dataclass
@@ -94,6 +103,7 @@ class _Decoded:
     image_error: ImageRejected | None = None
     reply_to_missing: bool = False
     forward_to: int | None = None  # the partition of requests.byori that owns its ORI
+    agency: str | None = None  # who sent it (switch/router/principals.py); None: trusted
 
 
 class Router:
@@ -116,6 +126,8 @@ class Router:
         self.instance = validate_instance(instance)
         self.transactional_id = f"{settings.topics.prefix}.router.{instance}"
         self.directory = Directory()
+        self.bindings = Bindings()  # agencies and their ORIs, from `<prefix>.agencies`
+        self._agency: str | None = None  # the sender of the request being processed
         self.imns = ImnSequences()  # shared-IMN sequences, from `<prefix>.imns`
         self._imn_batch = self.imns.batch()
         self.mids = MidMemory(settings.mid_retention_s,
@@ -154,12 +166,15 @@ class Router:
         t = self.settings.topics
         self.mids.expire(self.wall())
         await self.pool.start()
-        # Partition p of requests and of requests.byori go to the same instance (range
-        # assignment over two topics of the same partition count): it owns the ORIs of p.
+        # Partition p of requests, of requests.byori and of every agency's requests topic
+        # go to the same instance (range assignment over topics of the same partition
+        # count): it owns the ORIs of p. A pattern subscription finds a new agency's topic
+        # within a few seconds (metadata_max_age_ms).
         consumer = make_consumer(self.settings, group_id=self.group_id, max_poll_records=200,
-                                 partition_assignment_strategy=(RangePartitionAssignor,))
+                                 partition_assignment_strategy=(RangePartitionAssignor,),
+                                 metadata_max_age_ms=AGENCY_TOPICS_EVERY_MS)
         self.consumer = consumer
-        consumer.subscribe([t.requests, t.requests_byori], listener=_Rebalance(self))
+        consumer.subscribe(pattern=t.requests_pattern, listener=_Rebalance(self))
         producer = make_producer(self.settings, transactional_id=self.transactional_id)
         fence_offset_commits(producer, consumer)  # a dropped member's step cannot commit
         self.producer = producer
@@ -285,6 +300,10 @@ class Router:
         self._restored_marks = {}
 
     def _apply_directory(self, rec: ConsumerRecord[bytes, bytes]) -> None:
+        if rec.topic == self.settings.topics.agencies:
+            if not self.bindings.apply(rec.key, rec.value):
+                self.log.warning("unreadable agency binding", offset=rec.offset)
+            return
         if rec.value is None:
             if rec.key:
                 self.directory.remove(rec.key.decode())
@@ -300,6 +319,7 @@ class Router:
         stopped growing for a moment, or give up waiting after DIRECTORY_WAIT_S."""
         topic = self.settings.topics.records
         tps = await topic_partitions(consumer, topic)
+        tps += await topic_partitions(consumer, self.settings.topics.agencies)  # tailed alike
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         loop = asyncio.get_running_loop()
@@ -372,7 +392,7 @@ class Router:
             structlog.contextvars.clear_contextvars()
             self._origin = i
             if d.forward_to is not None:  # forwarded unchanged, its trace context too
-                with step.caused_by(i, list(d.rec.headers or ()) or None):
+                with step.caused_by(i):
                     self._process(d, step, staged)
             else:
                 span = self._span = tracing.start(
@@ -433,8 +453,8 @@ class Router:
         return True
 
     def _decode(self, rec: ConsumerRecord[bytes, bytes]) -> _Decoded:
-        d = _Decoded(rec)
-        if (rec.topic == self.settings.topics.requests and rec.value is not None
+        d = _Decoded(rec, agency=sender_of(rec.topic, rec.headers, self.settings.topics))
+        if (rec.topic != self.settings.topics.requests_byori and rec.value is not None
                 and len(rec.value) <= self.settings.max_request_bytes):
             ori = ori_of(rec.value)
             if ori is not None:
@@ -447,7 +467,8 @@ class Router:
             return d
         try:
             d.request = parse_request(
-                rec.value, reply_prefix=self.settings.reply_prefix,
+                # An agency's reply_to is checked by `authorize` (its own topic only).
+                rec.value, reply_prefix=self.settings.reply_prefix if d.agency is None else "",
                 max_bytes=self.settings.max_request_bytes,
             )
         except (Unreadable, RequestInvalid) as exc:
@@ -473,12 +494,17 @@ class Router:
         if d.forward_to is not None:
             # Another partition owns this ORI's mids: the request goes there, unchanged.
             ori = ori_of(rec.value)
-            step.send(t.requests_byori, rec.value, ori, partition=d.forward_to)
+            # Its trace context travels with it; its sender only as this router says (a
+            # header a producer wrote itself is never passed on).
+            trace = [(k, v) for k, v in rec.headers or () if k in tracing.TRACE_HEADERS]
+            step.send(t.requests_byori, rec.value, ori, partition=d.forward_to,
+                      headers=trace + (forward_headers(d.agency) or []) or None)
             self.counts["forwarded"] = self.counts.get("forwarded", 0) + 1
             return
         cid = uuid.uuid4().hex
         if self._span is not None:
             self._span.set_attribute("switch.cid", cid)
+        self._agency = d.agency
         if isinstance(d.error, Unreadable):
             self._dead_letter(d.error, rec, cid, step)
             return
@@ -489,6 +515,13 @@ class Router:
         req = d.request
         assert req is not None
         structlog.contextvars.bind_contextvars(cid=cid, mid=req.mid)
+        refused = authorize(d.agency, req.ori, _mke(req), req.reply_to, self.bindings, t)
+        if d.agency is not None:  # an agency's replies go to its own topic, whatever it asked
+            req = msgspec.structs.replace(req, reply_to=reply_topic(d.agency, req.reply_to, t))
+        if refused is not None:
+            self._reject(step, cid, req.mid, req.ori, _mke(req), [refused], _echo(rec.value),
+                         req, "not_authorized")
+            return
         fp = fingerprint(req)
         now = self.wall()
         key = mid_key(req.ori, req.mid)
@@ -513,7 +546,7 @@ class Router:
             self._reject(step, cid, req.mid, req.ori, _mke(req), [err], _echo(rec.value),
                          req, "duplicate_mid")
             return
-        if d.reply_to_missing:
+        if d.reply_to_missing and d.agency is None:
             err = FieldError(field="reply_to", code=Codes.BAD_REPLY_TO,
                              text=f"REJECT MKE/{_mke(req)} BAD REPLY_TO: TOPIC {req.reply_to} DOES NOT EXIST")
             req_default = msgspec.structs.replace(req, reply_to=None)
@@ -554,6 +587,7 @@ class Router:
             imt=getattr(req, "imt", None), doi=getattr(req, "doi", None),
             doc=getattr(req, "doc", None), timeout_s=self.settings.deadline_s,
             traceparent=self._traceparent,
+            principal=principal_name(self._agency, self.settings.secure),
         )
         # The manifest goes first: the correlator must know what to expect.
         step.send(t.responses, encode(manifest), cid)
@@ -563,6 +597,7 @@ class Router:
                 cid=cid, system=system, deadline=deadline, request=req,
                 rtype=rec.rtype if rec else None, nic=rec.nic if rec else None,
                 imn=decision.imn, image_sha256=sha, timeout_s=self.settings.deadline_s,
+                principal=principal_name(self._agency, self.settings.secure),
             )
             step.send(t.leg_requests(system), encode(leg), decision.key)
         self._audit(step, "received", cid, req, outcome="RECEIVED", image_sha256=sha)
@@ -578,12 +613,14 @@ class Router:
         errors: list[FieldError], echo: str, req: AnyRequest | None, why: str,
     ) -> None:
         reply = reject_reply(cid=cid, mid=mid, ori=ori, mke=mke, errors=errors, echo=echo)
-        topic = (req.reply_to if req is not None and req.reply_to else None) or self.settings.topics.replies
+        topic = (req.reply_to if req is not None and req.reply_to else None) or \
+            reply_topic(self._agency, None, self.settings.topics) or self.settings.topics.replies
         step.send(topic, encode(reply), ori)
         step.audit(self.settings.topics.audit, audit_entry(
             COMPONENT, "rejected", cid=cid, mid=mid, ori=ori, term=req.term if req else None,
             mke=mke, lno=getattr(req, "lno", None), imn=getattr(req, "imn", None),
             outcome="REJECTED", detail="; ".join(f"{e.field} {e.code}" for e in errors),
+            principal=principal_name(self._agency, self.settings.secure),
         ))
         self.counts["rejected"] += 1
         self._count(self.metrics.rejects.labels(label(mke), errors[0].code if errors else "unknown"))
@@ -603,6 +640,7 @@ class Router:
         else:
             step.audit(t.audit, audit_entry(
                 COMPONENT, "dead_lettered", cid=cid, outcome="DEAD_LETTER", detail=err.reason,
+                principal=principal_name(self._agency, self.settings.secure),
             ))
         self.counts["dead_lettered"] += 1
         self._count(self.metrics.dead_letters.labels("unreadable"))
@@ -613,6 +651,7 @@ class Router:
         dead letter naming the reason and, when its mid and ori are known, a REJECTED reply
         on the default replies topic, so the request still gets exactly one reply."""
         rec, cid, step = d.rec, uuid.uuid4().hex, Step()
+        self._agency = d.agency
         known = d.request if d.request is not None else d.error
         mid, ori = (known.mid, known.ori) if known is not None else (None, None)
         if d.request is not None:  # not routed after all: a resubmission is judged anew
@@ -644,7 +683,8 @@ class Router:
         entry = audit_entry(
             COMPONENT, event, cid=cid, mid=req.mid, ori=req.ori, term=req.term, mke=_mke(req),
             lno=getattr(req, "lno", None), imn=getattr(req, "imn", None),
-            nic=getattr(req, "nic", None), **fields,
+            nic=getattr(req, "nic", None),
+            principal=principal_name(self._agency, self.settings.secure), **fields,
         )
         step.audit(self.settings.topics.audit, entry)
 
