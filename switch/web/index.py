@@ -29,6 +29,8 @@ REPLIES_PER_TRANSACTION = 8
 RECENT_REPLIES = 100  # whole replies (images included) replayed to a page that connects
 DEAD_LETTERS = 500
 RATE_WINDOW_S = 60.0
+NOW_WINDOW_S = 5.0  # the chart's rate: replies per second over the last 5 s
+LATENCY_WINDOW_S = 10.0
 
 
 def reply_summary(reply: Reply) -> dict[str, Any]:
@@ -215,6 +217,35 @@ class Rate:
         return len(self._times) / self.window
 
 
+class LegLatency:
+    """The legs' time (router receipt to the slowest system's answer, the reply's largest
+    leg `ms`) of the first replies of the last `window` seconds: p50 and p99."""
+
+    def __init__(self, clock: Callable[[], float], window: float = LATENCY_WINDOW_S) -> None:
+        self.clock = clock
+        self.window = window
+        self._samples: deque[tuple[float, float]] = deque()
+
+    def add(self, reply: Reply) -> None:
+        if reply.supplement or reply.duplicate:
+            return
+        times = [leg.ms for leg in reply.legs.values() if leg.ms is not None]
+        if times:
+            self._samples.append((self.clock(), max(times)))
+
+    def percentiles(self) -> tuple[float | None, float | None]:
+        now = self.clock()
+        while self._samples and self._samples[0][0] <= now - self.window:
+            self._samples.popleft()
+        values = sorted(ms for _, ms in self._samples)
+        if not values:
+            return None, None
+
+        def at(q: float) -> float:
+            return round(values[min(len(values) - 1, int(q * len(values)))], 1)
+        return at(0.5), at(0.99)
+
+
 class Board:
     """Everything the page shows, fed one record at a time: counts, rate, the recent
     replies, the dead letters and the transaction index."""
@@ -223,6 +254,8 @@ class Board:
         self.counts = Counts()
         self.firsts = FirstSeen()
         self.rate = Rate(clock)
+        self.rate_now = Rate(clock, NOW_WINDOW_S)
+        self.latency = LegLatency(clock)
         self.index = TransactionIndex(capacity)
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_REPLIES)
         self.dead_letters: deque[dict[str, Any]] = deque(maxlen=DEAD_LETTERS)
@@ -232,6 +265,8 @@ class Board:
         self.counts.read += 1
         self.counts.count_shown(reply)
         self.rate.tick()
+        self.rate_now.tick()
+        self.latency.add(reply)
         first = self.firsts.observe(reply)
         self.index.add_reply(reply)
         event = reply_event(reply, first)
@@ -244,8 +279,13 @@ class Board:
         return view
 
     def stats(self) -> dict[str, Any]:
+        """Counts, rates and the legs' latency: one `stats` event a second (the chart's
+        points)."""
         c = self.counts
+        p50, p99 = self.latency.percentiles()
         return {
+            "rate_now_per_s": round(self.rate_now.per_second(), 2), "leg_ms_p50": p50,
+            "leg_ms_p99": p99,
             "replies": c.shown, "by_status": dict(c.by_status), "supplements": c.supplements,
             "duplicates": c.duplicates, "unreadable": c.unreadable,
             "rate_per_s": round(self.rate.per_second(), 3), "dead_letters": len(self.dead_letters),

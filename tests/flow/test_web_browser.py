@@ -83,6 +83,14 @@ async def test_replies_photos_filters_and_trace_in_a_browser(switch: RunningSwit
             await page.wait_for_function("document.getElementById('count-COMPLETE').textContent === '2'"
                                          " && document.getElementById('count-REJECTED').textContent === '1'")
 
+            # The chart: a point a second for the rate and the legs' latency, with numbers.
+            await page.wait_for_function(
+                "document.getElementById('now-p50').textContent !== '-'"
+                " && document.querySelector('#chart-latency polyline').getAttribute('points')"
+                ".split(' ').length >= 2")
+            assert float(await page.inner_text("#now-p50")) > 0
+            assert float(await page.get_attribute("#chart-rate", "data-max") or 0) >= 1
+
             # A filter by status hides the others, and showing all again brings them back.
             await page.select_option("#filter-status", "REJECTED")
             assert await page.is_visible(f".reply[data-mid='{bad.mid}']")

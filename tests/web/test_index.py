@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import msgspec
+
 from switch.contract.internal import LegAnswer, Manifest
 from switch.contract.messages import AuditEntry, DeadLetter, ImageRecord, Leg, Reply
 from switch.web.index import Board, Rate, TransactionIndex
@@ -93,6 +95,23 @@ def test_rate_counts_the_last_minute_only() -> None:
     assert rate.per_second() == 0.5
     now[0] += 61
     assert rate.per_second() == 0.0
+
+
+def test_the_chart_points_are_the_last_seconds_rate_and_the_legs_latency() -> None:
+    now = [1000.0]
+    board = Board(lambda: now[0])
+    for i, ms in enumerate([10.0, 20.0, 30.0, 40.0, 500.0]):
+        board.add_reply(msgspec.structs.replace(
+            qim_reply(f"c{i}", f"m{i}"), legs={"LEADS": Leg(status="ACK", ms=ms),
+                                                "NCIC": Leg(status="ACK", ms=ms / 2)}))
+    board.add_reply(msgspec.structs.replace(qim_reply("c0", "m0"), duplicate=True,
+                                            legs={"LEADS": Leg(status="ACK", ms=9999.0)}))
+    s = board.stats()
+    assert s["rate_now_per_s"] == round(6 / 5, 2)  # six replies in the last 5 s
+    assert (s["leg_ms_p50"], s["leg_ms_p99"]) == (30.0, 500.0)  # the slowest leg; no duplicate
+    now[0] += 11
+    s = board.stats()
+    assert s["rate_now_per_s"] == 0.0 and s["leg_ms_p50"] is None and s["leg_ms_p99"] is None
 
 
 def test_board_links_a_supplement_counts_and_keeps_dead_letters_without_raw() -> None:
