@@ -96,6 +96,8 @@ class DuplicateNotice(msgspec.Struct, kw_only=True, frozen=True, tag="duplicate"
     # The requester's ORI: mids are scoped by ORI, so it is the original's ORI too, and
     # even a "no longer held" reject names it.
     ori: str | None = None
+    # Who sent the resubmission (switch/router/principals.py), for the correlator's audit.
+    principal: str | None = None
 
 
 class Decision(msgspec.Struct, kw_only=True, frozen=True, tag="decision", tag_field="kind"):

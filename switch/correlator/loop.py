@@ -385,7 +385,7 @@ class Correlator:
             step.audit(t.audit, audit_entry(
                 COMPONENT, event, cid=r.cid, mid=r.mid, ori=r.ori, mke=r.mke,
                 imn=next((leg.imn for leg in r.legs.values() if leg.imn), None),
-                outcome=r.status,
+                outcome=r.status, principal=e.principal,
                 detail=" ".join(f"{s}={leg.status}" for s, leg in r.legs.items()),
             ))
             structlog.contextvars.bind_contextvars(cid=r.cid, mid=r.mid)
@@ -402,7 +402,8 @@ class Correlator:
         moved = e.topic is not None and failure.topic == e.topic
         reply = undelivered_reply(e.reply, failure.reason, moved_to=t.replies if moved else None)
         step = Step()
-        self._replaced[origin] = Emit(reply, None if moved else e.topic, e.cid, e.traceparent)
+        self._replaced[origin] = Emit(reply, None if moved else e.topic, e.cid, e.traceparent,
+                                      e.principal)
         self._stage(step, [self._replaced[origin]])
         self.log.warning("reply not deliverable; sent without images", cid=e.cid,
                          reason=failure.reason)

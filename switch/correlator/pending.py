@@ -79,6 +79,7 @@ class Emit:
     topic: str | None  # the request's reply_to, else None for the default replies topic
     cid: str
     traceparent: str | None = None  # the trace the reply belongs to (switch/tracing.py)
+    principal: str | None = None  # who sent the request, for the audit entry
 
 
 @dataclass
@@ -180,14 +181,14 @@ class PendingTable:
             original = reply_decoder.decode(done.reply)
             reply = msgspec.structs.replace(original, duplicate=True, supplement=False,
                                             ts=now_rfc3339())
-            return [Emit(reply, n.reply_to or done.reply_to, n.cid)]
+            return [Emit(reply, n.reply_to or done.reply_to, n.cid, principal=n.principal)]
         err = FieldError(
             field="mid", code=Codes.DUPLICATE_MID,
             text=f"REJECT DUPLICATE MID/{n.mid}: THE ORIGINAL REPLY IS NO LONGER HELD; "
             "RESUBMIT WITH A NEW MID",
         )
         reply = reject_reply(cid=n.cid, mid=n.mid, ori=n.ori, mke=None, errors=[err], echo="")
-        return [Emit(reply, n.reply_to, n.cid)]
+        return [Emit(reply, n.reply_to, n.cid, principal=n.principal)]
 
     def on_decision(self, d: Decision) -> None:
         """Replay of an old log: a reply recorded by `d` was sent before the upgrade."""
@@ -290,7 +291,8 @@ class PendingTable:
         self._changed.add(tx.manifest.cid)
         reply = build_reply(tx.manifest, tx.answers, missing)
         self.counters.replies += 1
-        emits = [Emit(reply, tx.manifest.reply_to, tx.manifest.cid, tx.manifest.traceparent)]
+        emits = [Emit(reply, tx.manifest.reply_to, tx.manifest.cid, tx.manifest.traceparent,
+                      tx.manifest.principal)]
         for n in tx.held:
             emits.append(self._duplicate(tx, n))
         tx.held.clear()
@@ -302,12 +304,13 @@ class PendingTable:
         still = self._still_missing(tx)
         reply = build_reply(tx.manifest, tx.answers, still, supplement=True)
         self.counters.supplements += 1
-        return Emit(reply, tx.manifest.reply_to, tx.manifest.cid, tx.manifest.traceparent)
+        return Emit(reply, tx.manifest.reply_to, tx.manifest.cid, tx.manifest.traceparent,
+                    tx.manifest.principal)
 
     def _duplicate(self, tx: Tx, n: DuplicateNotice) -> Emit:
         reply = build_reply(tx.manifest, tx.answers, self._still_missing(tx), duplicate=True)
         return Emit(reply, n.reply_to or tx.manifest.reply_to, tx.manifest.cid,
-                    tx.manifest.traceparent)
+                    tx.manifest.traceparent, n.principal)
 
     @staticmethod
     def _still_missing(tx: Tx) -> dict[str, str]:

@@ -531,7 +531,8 @@ class Router:
             verdict = type(verdict)("duplicate" if seen.fp == fp else "conflict", seen.cid)
         if verdict.verdict == "duplicate":
             assert verdict.cid is not None
-            notice = DuplicateNotice(cid=verdict.cid, mid=req.mid, reply_to=req.reply_to,
+            notice = DuplicateNotice(principal=principal_name(self._agency, self.settings.secure),
+                                     cid=verdict.cid, mid=req.mid, reply_to=req.reply_to,
                                      received=now, ori=req.ori)
             step.send(t.responses, encode(notice), verdict.cid)
             self._audit(step, "duplicate", verdict.cid, req, outcome="DUPLICATE",

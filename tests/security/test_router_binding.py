@@ -94,6 +94,10 @@ async def test_an_agency_can_send_only_for_its_own_oris(switch: RunningSwitch) -
     assert by_cid[(trusted.cid, "routed")].principal == "trusted"
     leads = [e for e in entries if e.component == "leads" and e.cid == ok.cid]
     assert leads and all(e.principal == "User:agency-CHI" for e in leads)
+    # The correlator's entry too: every audit entry of the transaction names its sender.
+    entries = await _audit(s, {ok.cid, trusted.cid}, also=("correlator", ok.cid))
+    replied = [e for e in entries if e.component == "correlator" and e.cid == ok.cid]
+    assert replied and all(e.principal == "User:agency-CHI" for e in replied)
 
 
 async def test_a_forged_principal_header_on_the_public_topic_is_ignored(
