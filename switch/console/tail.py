@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -143,7 +144,10 @@ async def tail(
             await consumer.position(tp)
         if ready is not None:
             ready.set()
+        follow = AgencyReplies(settings) if topic == settings.topics.replies else None
         while not stop.is_set():
+            if follow is not None:
+                await follow.refresh(consumer)
             batch = await consumer.getmany(timeout_ms=POLL_MS, max_records=MAX_RECORDS)
             for tp, records in batch.items():
                 for rec in records:
@@ -155,6 +159,36 @@ async def tail(
     finally:
         await consumer.stop()
     return console.counts
+
+
+AGENCY_TOPICS_EVERY_S = 5.0  # how soon a new agency's reply topic is followed
+
+
+class AgencyReplies:
+    """Keeps an operator's reader on every agency's reply topic, including agencies added
+    after it started (checked every AGENCY_TOPICS_EVERY_S): a new topic is read from its
+    beginning (all of it came after), the partitions already read keep their positions."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._last = time.monotonic()
+
+    async def refresh(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+        """Add the partitions of agency reply topics created since; returns them."""
+        if self.settings.agency is not None or time.monotonic() - self._last < AGENCY_TOPICS_EVERY_S:
+            return []
+        self._last = time.monotonic()
+        current = set(consumer.assignment())
+        new = [tp for tp in await agency_reply_partitions(consumer, self.settings)
+               if tp not in current]
+        if not new:
+            return []
+        positions = {tp: await consumer.position(tp) for tp in current}
+        consumer.assign([*current, *new])
+        for tp, offset in positions.items():
+            consumer.seek(tp, offset)
+        await consumer.seek_to_beginning(*new)
+        return new
 
 
 async def agency_reply_partitions(

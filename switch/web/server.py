@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from switch import tracing
+from switch.console.tail import AgencyReplies, agency_reply_partitions
 from switch.contract.internal import LegAnswer, Manifest, response_decoder
 from switch.contract.messages import AuditEntry, dead_letter_decoder, reply_decoder
 from switch.kafka.clients import make_consumer, topic_partitions
@@ -162,6 +164,8 @@ class WebConsole:
     async def _assign(self, consumer: AIOKafkaConsumer) -> None:
         t = self.settings.topics
         replies = await topic_partitions(consumer, t.replies) or [TopicPartition(t.replies, 0)]
+        if self.settings.agency is None:  # an operator sees the agencies' replies too
+            replies += await agency_reply_partitions(consumer, self.settings)
         history = [tp for topic in (t.audit, t.dlq, t.responses)
                    for tp in await topic_partitions(consumer, topic)]
         consumer.assign(replies + history)
@@ -179,14 +183,16 @@ class WebConsole:
 
     async def _read(self, consumer: AIOKafkaConsumer) -> None:
         t = self.settings.topics
+        follow = AgencyReplies(self.settings)
         while True:
+            await follow.refresh(consumer)  # agencies added since the console started
             batch = await consumer.getmany(timeout_ms=POLL_MS, max_records=MAX_RECORDS)
             for tp, records in batch.items():
                 for rec in records:
                     if rec.value is None:
                         continue
                     try:
-                        if tp.topic == t.replies:
+                        if tp.topic == t.replies or _AGENCY_REPLIES.fullmatch(tp.topic):
                             event = self.board.add_reply(reply_decoder.decode(rec.value))
                             self.hub.publish(sse("reply", event))
                         elif tp.topic == t.audit:
@@ -273,6 +279,9 @@ async def serve(settings: Settings, options: WebOptions, stop: asyncio.Event) ->
               flush=True)
         await stop.wait()
         return console.url
+
+
+_AGENCY_REPLIES = re.compile(r".+\.agency\.[A-Za-z0-9_-]+\.replies")
 
 
 def _iso(ms: int | None) -> str | None:
