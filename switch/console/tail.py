@@ -194,9 +194,9 @@ class AgencyReplies:
 async def agency_reply_partitions(
     consumer: AIOKafkaConsumer, settings: Settings
 ) -> list[TopicPartition]:
-    """An operator's console also shows the replies on every agency's own reply topic
-    (those that exist when it starts); an agency's console is not authorized to see them
-    and is never given them."""
+    """The partitions of every agency's own reply topic that exists now (an operator's
+    console and web console also show those replies; `AgencyReplies` adds later ones); an
+    agency's console is not authorized to see them and is never given them."""
     cluster = await consumer._client.fetch_all_metadata()
     pattern = re.compile(rf"{re.escape(settings.topics.prefix)}\.agency\.[A-Za-z0-9_-]+\.replies")
     return [TopicPartition(t, p) for t in sorted(cluster.topics()) if pattern.fullmatch(t)
