@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -53,8 +55,8 @@ async def test_a_dropped_member_cannot_commit_and_its_outputs_vanish(
     assert stale[0] >= 0 and stale[1]
     # The zombie's producer, fenced by a consumer object that keeps the stale membership
     # (as a paused instance does until its next heartbeat).
-    frozen = make_consumer(kafka_settings, group_id=group)
-    frozen._coordinator = type("Frozen", (), {"generation": stale[0], "member_id": stale[1]})()
+    frozen = cast(AIOKafkaConsumer, SimpleNamespace(
+        _coordinator=SimpleNamespace(generation=stale[0], member_id=stale[1])))
     zp = make_producer(kafka_settings, transactional_id=f"zombie-{suffix}")
     await zp.start()
     fence_offset_commits(zp, frozen)
