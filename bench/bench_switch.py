@@ -319,7 +319,8 @@ async def open_client_at(settings: Settings, records: list[dict[str, str]] | Non
     the scheduled send) at `rate` for a latency run's length."""
     res: dict[str, Any] = await open_client.run(
         settings.kafka.bootstrap_servers, records or [], rate, limits.latency_s,
-        settings.topics.requests, settings.topics.replies, drain_s=15.0)
+        settings.topics.requests, settings.topics.replies, drain_s=15.0,
+        security=settings.kafka.client_kwargs())
     say(f"{label} (open client) at {rate:.0f}/s: delivered {res['delivered_rate']}/s, "
         f"p50 {res['p50_ms']} p99 {res['p99_ms']} ms, missing {res['missing']}")
     return res

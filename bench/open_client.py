@@ -32,18 +32,22 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 async def run(bootstrap: str, records: list[dict[str, Any]], rate: float, seconds: float,
-              requests_topic: str, replies_topic: str, drain_s: float) -> dict[str, Any]:
+              requests_topic: str, replies_topic: str, drain_s: float,
+              security: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`security`: aiokafka's security options (SASL_SSL on the secured local broker)."""
     run_id = uuid.uuid4().hex[:8]
+    sec = dict(security or {})
+    sec.pop("bootstrap_servers", None)
     consumer = AIOKafkaConsumer(replies_topic, bootstrap_servers=bootstrap,
                                 isolation_level="read_committed", auto_offset_reset="latest",
-                                enable_auto_commit=False, group_id=None)
+                                enable_auto_commit=False, group_id=None, **sec)
     await consumer.start()
     while not consumer.assignment():  # noqa: ASYNC110 (aiokafka has no event for it)
         await asyncio.sleep(0.05)
     for tp in consumer.assignment():
         await consumer.position(tp)  # pin "latest" before the first send
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True,
-                                linger_ms=2)
+                                linger_ms=2, **sec)
     await producer.start()
     scheduled: dict[str, float] = {}
     latencies: list[float] = []
