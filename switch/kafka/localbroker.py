@@ -344,14 +344,22 @@ class LocalBroker:
                 from None
         done.touch()
 
-    def stop(self, timeout: float = 30.0) -> bool:
-        """Stop the broker; True if one was running. Never leaves the JVM behind."""
+    def _recorded_pid(self) -> int | None:
+        """The JVM's pid from the run folder's state (its ports remembered for a restart
+        on the same ones); None when no broker was recorded."""
         try:
             data = json.loads(self.state_file.read_text())
             pid = int(data["pid"])
         except (OSError, ValueError, KeyError):
-            return False
+            return None
         self._remember_ports(data)
+        return pid
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Stop the broker; True if one was running. Never leaves the JVM behind."""
+        pid = self._recorded_pid()
+        if pid is None:
+            return False
         was_running = _alive(pid)
         if was_running:
             _signal_group(pid, signal.SIGTERM)
@@ -371,12 +379,9 @@ class LocalBroker:
     def kill(self) -> bool:
         """`kill -9` the broker's JVM (no clean shutdown: the data dir is left as a crash
         leaves it); True if one was running. `start()` then recovers it on the same ports."""
-        try:
-            data = json.loads(self.state_file.read_text())
-            pid = int(data["pid"])
-        except (OSError, ValueError, KeyError):
+        pid = self._recorded_pid()
+        if pid is None:
             return False
-        self._remember_ports(data)
         was_running = _alive(pid)
         _signal_group(pid, signal.SIGKILL)
         while _alive(pid):
