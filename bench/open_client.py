@@ -56,7 +56,7 @@ async def run(bootstrap: str, records: list[dict[str, Any]], rate: float, second
     first_send = [0.0]
 
     async def receive() -> None:
-        while not done.is_set() or len(latencies) < len(scheduled):
+        while not done.is_set() or scheduled:
             batch = await consumer.getmany(timeout_ms=100)
             now = time.monotonic()
             for records_ in batch.values():

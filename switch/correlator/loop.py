@@ -69,6 +69,11 @@ STATS_EVERY_S = 30.0
 SWEEP_EVERY_S = 10.0  # up to SWEEP_BATCH tombstones each time: 30,000 a minute
 SWEEP_BATCH = 5000
 LOG_APPEND_TIME = 1  # ConsumerRecord.timestamp_type
+# A step that sends nothing but offsets and checkpoints (a manifest, the first of two
+# answers) is not committed on its own: its offsets go with the next step that replies,
+# or after this long. A request then costs one transaction here instead of up to three,
+# and its last answer does not wait behind the commit of its first.
+DEFER_MAX_S = 0.5
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -87,6 +92,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self.c.generation += 1  # a step being committed now must not go on (txloop)
         gone = {tp.partition for tp in revoked}
         self.c.table.drop_partitions(gone)
+        self.c.forget_deferred(gone)
         for p in gone:
             self.c.next_offsets.pop(p, None)
             self.c.checkpoints.pop(p, None)
@@ -135,6 +141,9 @@ class Correlator:
         # them too, and is not counted again.
         self._exported = counter_values(self.table.counters)
         self._replaced: dict[int, Emit] = {}  # emits replaced by `_undelivered` in this step
+        # Offsets of steps that sent nothing, not committed yet (DEFER_MAX_S), and since when.
+        self._deferred: dict[TopicPartition, int] = {}
+        self._deferred_since = 0.0
 
     async def wait_ready(self) -> None:
         await self._ready.wait()
@@ -176,7 +185,8 @@ class Correlator:
         batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
         last_stats: float, last_sweep: float,
     ) -> tuple[float, float]:
-        """One step: the batch's replies, changelog and offsets in one transaction."""
+        """One step: the batch's replies, changelog and offsets in one transaction (or
+        none yet, when it sends nothing: see `_defer`)."""
         step = Step()
         emits: list[Emit] = []
         for records in batch.values():
@@ -193,15 +203,17 @@ class Correlator:
                 self.next_offsets[rec.partition] = rec.offset + 1
         now = self.clock.now()
         emits.extend(self.table.expire(now, await self._caught_up()))
-        self._stage(step, emits)
-        changes = self._stage_changelog(step)
-        if time.monotonic() - last_sweep > SWEEP_EVERY_S:
-            last_sweep = time.monotonic()
-            changes += self._sweep(step, now)
-        self._replaced = {}
-        landed = await commit_step(producer, self.group_id, step,
-                                   fallback=functools.partial(self._undelivered, emits))
-        self._stored(step, landed, changes)
+        sweep_due = time.monotonic() - last_sweep > SWEEP_EVERY_S
+        if not self._defer(step, emits, sweep_due):
+            self._stage(step, emits)
+            changes = self._stage_changelog(step)
+            if sweep_due:
+                last_sweep = time.monotonic()
+                changes += self._sweep(step, now)
+            self._replaced = {}
+            landed = await commit_step(producer, self.group_id, step,
+                                       fallback=functools.partial(self._undelivered, emits))
+            self._stored(step, landed, changes)
         self._export(emits)
         self._flush_events()
         if time.monotonic() - last_stats > STATS_EVERY_S:
@@ -212,6 +224,35 @@ class Correlator:
                           duplicate_answers=c.duplicate_answers, orphans=c.orphans,
                           timeouts=c.timeouts, swept=c.swept)
         return last_stats, last_sweep
+
+    def _defer(self, step: Step, emits: list[Emit], sweep_due: bool) -> bool:
+        """Leave a step that sends nothing uncommitted for now (True), or fold the steps
+        left so into this one (False): their input offsets commit with it. Nothing is lost
+        by waiting: until then the inputs are simply read again after a crash or a move,
+        as those of a step under way are, and they caused no output to repeat."""
+        if emits or self.table.changed or sweep_due:
+            self._fold_deferred(step)
+            return False
+        if not step.offsets and not self._deferred:
+            return True  # nothing read, nothing to commit
+        if not self._deferred:
+            self._deferred_since = time.monotonic()
+        for tp, off in step.offsets.items():
+            self._deferred[tp] = max(off, self._deferred.get(tp, off))
+        if time.monotonic() - self._deferred_since < DEFER_MAX_S:
+            return True
+        step.offsets = {}
+        self._fold_deferred(step)
+        return False
+
+    def _fold_deferred(self, step: Step) -> None:
+        for tp, off in self._deferred.items():
+            step.offsets[tp] = max(off, step.offsets.get(tp, off))
+        self._deferred = {}
+
+    def forget_deferred(self, partitions: set[int]) -> None:
+        """Partitions taken away: their next owner reads the deferred inputs again."""
+        self._deferred = {tp: o for tp, o in self._deferred.items() if tp.partition not in partitions}
 
     async def _caught_up(self) -> set[int]:
         """Partitions read up to their last stable offset: only there may a deadline fire."""

@@ -251,6 +251,11 @@ class PendingTable:
                    if tx.partition == partition and not tx.first_sent]
         return min([*waiting, next_offset])
 
+    @property
+    def changed(self) -> bool:
+        """Whether `take_changes` has anything to give."""
+        return bool(self._changed)
+
     def take_changes(self) -> list[tuple[int, str, Waiting | Finished]]:
         """The changelog records (partition, cid, record) for what changed since the last
         call: a snapshot of each transaction still waiting after its first reply, the

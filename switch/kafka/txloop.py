@@ -255,40 +255,64 @@ async def _commit_once(producer: AIOKafkaProducer, group_id: str, step: Step) ->
     txn = producer._txn_manager
     start = {tp: txn.sequence_number(tp) for tp in await _partitions(producer, step)}
     async with producer.transaction():  # aborted if anything below raises
-        refused: list[tuple[int, BaseException]] = []
-        sent: list[tuple[int, asyncio.Future[RecordMetadata]]] = []
-        for i, o in enumerate(step.outputs):
-            try:
-                sent.append((i, await producer.send(o.topic, o.value, key=o.key,
-                                                    partition=o.partition, headers=o.headers)))
-            except RECORD_ERRORS as exc:  # refused client-side: nothing was queued
-                refused.append((i, exc))
-            except kerr.UnknownTopicOrPartitionError as exc:
-                if not await _topic_missing(producer, o.topic):
-                    raise
-                refused.append((i, exc))
-        results = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
-        landed: list[RecordMetadata] = []
-        other: list[BaseException] = []
-        for (i, _), r in zip(sent, results, strict=True):
-            if isinstance(r, RECORD_ERRORS):
-                refused.append((i, r))
-            elif isinstance(r, BaseException):
-                other.append(r)
-            else:
-                landed.append(r)
-        if refused and len(landed) < len(sent):
-            _rewind_sequences(txn, start, landed)
-        if refused:
-            # Batches behind a refused one on the same partition fail out of sequence;
-            # they are not at fault and go again in the next attempt.
-            refused.sort(key=lambda f: f[0])
-            raise _Refused(refused)
-        if other:
-            raise other[0]
-        if step.offsets:
-            await producer.send_offsets_to_transaction(step.offsets, group_id)
+        # The offsets go to the coordinators while the outputs are in flight: one round
+        # trip less per step (AddOffsetsToTxn and TxnOffsetCommit overlap the produce).
+        # Whatever fails below still aborts the whole transaction, offsets included.
+        offsets = (asyncio.ensure_future(producer.send_offsets_to_transaction(step.offsets, group_id))
+                   if step.offsets else None)
+        try:
+            landed = await _send_outputs(producer, step, txn, start)
+            if offsets is not None:
+                await offsets
+        finally:
+            if offsets is not None:
+                await _settle(offsets)  # before the abort: aiokafka sends it in order
     return landed
+
+
+async def _send_outputs(producer: AIOKafkaProducer, step: Step, txn,  # type: ignore[no-untyped-def]
+                        start: dict[TopicPartition, int]) -> list[RecordMetadata]:
+    """Send every output and wait for all of them; raise `_Refused` for outputs that can
+    never be written, or the first other error."""
+    refused: list[tuple[int, BaseException]] = []
+    sent: list[tuple[int, asyncio.Future[RecordMetadata]]] = []
+    for i, o in enumerate(step.outputs):
+        try:
+            sent.append((i, await producer.send(o.topic, o.value, key=o.key,
+                                                partition=o.partition, headers=o.headers)))
+        except RECORD_ERRORS as exc:  # refused client-side: nothing was queued
+            refused.append((i, exc))
+        except kerr.UnknownTopicOrPartitionError as exc:
+            if not await _topic_missing(producer, o.topic):
+                raise
+            refused.append((i, exc))
+    results = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
+    landed: list[RecordMetadata] = []
+    other: list[BaseException] = []
+    for (i, _), r in zip(sent, results, strict=True):
+        if isinstance(r, RECORD_ERRORS):
+            refused.append((i, r))
+        elif isinstance(r, BaseException):
+            other.append(r)
+        else:
+            landed.append(r)
+    if refused and len(landed) < len(sent):
+        _rewind_sequences(txn, start, landed)
+    if refused:
+        # Batches behind a refused one on the same partition fail out of sequence;
+        # they are not at fault and go again in the next attempt.
+        refused.sort(key=lambda f: f[0])
+        raise _Refused(refused)
+    if other:
+        raise other[0]
+    return landed
+
+
+async def _settle(fut: asyncio.Future[None]) -> None:
+    """Wait for `fut` without raising (its error, if any, has been or will be reported)."""
+    await asyncio.wait([fut])
+    if not fut.cancelled():
+        fut.exception()  # retrieved: no "never retrieved" warning
 
 
 async def _partitions(producer: AIOKafkaProducer, step: Step) -> set[TopicPartition]:
