@@ -10,7 +10,10 @@ What it does, all on a fresh local broker in a temporary home (stopped at the en
    are stored as they are). Dependencies between steps are dropped: a benchmark wants
    a pure open model.
 2. Runs the switch exactly as the README starts it, `switch up` with default settings
-   (four processes: LEADS, NCIC, a correlator and a router), and for each traffic type
+   (four processes: LEADS, NCIC, a correlator and a router). Every phase starts on a
+   freshly restarted broker, so each meets a cold JVM as a user does after `switch up`:
+   it first measures the first seconds (QIM at 50/s right after the switch answers),
+   then warms up (30 s at 100/s), and then, for each traffic type
    ramps the offered rate (constant arrivals, x2 per step, then
    two geometric bisections) until a step fails; the highest passing rate is the
    highest sustained throughput. A step passes when no reply is missing, the last
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import math
@@ -75,6 +79,12 @@ SWITCH_PREFIX = "bsw"
 BASELINE_PREFIX = "bbl"
 TICK = os.sysconf("SC_CLK_TCK")
 GENERATOR_SHARE = 0.95  # a step counts only if the generator sent at 95 % of the rate or more
+# Every phase starts on a freshly restarted broker (a cold JVM: its JIT has compiled
+# nothing yet), measures its first seconds at FIRST_RATE (what a user who starts sending
+# right after "ready" gets), then warms up for WARM_S at WARM_RATE before the ramps.
+FIRST_RATE = 50.0
+WARM_RATE = 100.0
+WARM_S = 30.0
 
 
 # --------------------------------------------------------------------------- processes
@@ -337,6 +347,18 @@ async def latency_at(settings: Settings, source: Source, rate: float, limits: Li
     return row
 
 
+def at(settings: Settings, bootstrap: str) -> Settings:
+    return settings.with_overrides(kafka=dataclasses.replace(settings.kafka, bootstrap_servers=bootstrap))
+
+
+def restart(broker: LocalBroker) -> Any:
+    """A cold broker for the next phase, as after `switch broker start`: same data."""
+    broker.stop()
+    state = broker.start(progress=False)
+    say(f"broker restarted (a cold JVM) on {state.bootstrap}")
+    return state
+
+
 async def warm_up(settings: Settings, probe: Source, procs: Procs, label: str) -> None:
     for attempt in range(40):
         procs.check_alive()
@@ -375,6 +397,12 @@ async def phase(name: str, settings: Settings, argvs: dict[str, list[str]], sour
         for proc_name in argvs:
             procs.adopt_children(proc_name)
         before, t0 = procs.sample(), time.monotonic()
+        first = next(iter(sources.values()))
+        out["first_seconds"] = await latency_at(settings, first, FIRST_RATE, limits,
+                                                f"{name} first seconds after start,")
+        out["warm_up"] = await latency_at(settings, first, WARM_RATE,
+                                          dataclasses.replace(limits, latency_s=WARM_S),
+                                          f"{name} warm-up,")
         for traffic in sources:
             r = await ramp(settings, sources[traffic], probe, limits, f"{name} {traffic}")
             procs.check_alive()
@@ -427,6 +455,18 @@ def report(res: dict[str, Any]) -> str:
                          f"{'-' if first is None else f'{first:.0f}'} | "
                          f"{_ms(lat.get('p50'))} | {_ms(lat.get('p99'))} | {_ms(lat.get('p99.9'))} | "
                          f"{lat.get('rate', 0):.0f} |")
+    lines += ["", f"Each phase on a freshly restarted broker: its first {FIRST_RATE:.0f} QIM/s "
+              f"right after the switch answers, then {WARM_S:.0f} s at {WARM_RATE:.0f}/s "
+              "(warm-up), then the ramps:", "",
+              "| system | run | req/s | p50 ms | p99 ms | p99.9 ms | replies |",
+              "|---|---|---:|---:|---:|---:|---:|"]
+    for label, ph in (("switch", sw), ("baseline", bl)):
+        for run in ("first_seconds", "warm_up"):
+            lat = ph.get(run) or {}
+            if lat:
+                lines.append(f"| {label} | {run.replace('_', ' ')} | {lat.get('rate', 0):.0f} | "
+                             f"{_ms(lat.get('p50'))} | {_ms(lat.get('p99'))} | {_ms(lat.get('p99.9'))} | "
+                             f"{lat.get('replies')} |")
     lines += ["", "| traffic | throughput switch/baseline | p99 switch/baseline (same rate) |"
               " switch p99 at half max |", "|---|---:|---:|---:|"]
     for traffic in res["traffic"]:
@@ -502,8 +542,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                                     state.pid, records=plain, open_rates={"half": 0, "quiet": 5})
         halves = {t: res["switch"][t]["max_rate"] / 2 for t in args.traffic}
         if args.scale:
+            state = restart(broker)
+            sw = at(sw, state.bootstrap)
             res["switch2"] = await phase("switch x2", sw, {"up": [*up, "--instances", "2"]},
                                          {"QIM": sources["QIM"]}, probe, limits, logs, state.pid)
+        state = restart(broker)
+        bl = at(bl, state.bootstrap)
         relay = str(ROOT / "bench" / "relay.py")
         relay_argv = {f"relay-{s}": [py, relay, s] for s in ("leads", "ncic", "correlator", "router")}
         for s in selected.values():

@@ -19,6 +19,7 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,12 @@ POM_REVISION = 2
 POM = Path(__file__).with_name("kafka-pom.xml")
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 HEAP = ("-Xms256m", "-Xmx512m")
+
+
+def jvm_options(env: Mapping[str, str]) -> list[str]:
+    """The broker JVM's options after the defaults (later ones win): SWITCH_BROKER_JVM_OPTS,
+    split on spaces, e.g. "-Xmx1g"."""
+    return env.get("SWITCH_BROKER_JVM_OPTS", "").split()
 START_TIMEOUT_S = 90.0
 # Brokers started by this process, kept so their Popen objects are reaped, not
 # garbage-collected while running (which warns).
@@ -256,7 +263,7 @@ class LocalBroker:
         log4j.write_text(LOG4J2)
         cluster_id = self._cluster_id(data_dir)
         classpath = f"{libs}/*"
-        jvm = [java, *HEAP, "-XX:+UseG1GC", "-Djava.awt.headless=true",
+        jvm = [java, *HEAP, "-XX:+UseG1GC", *jvm_options(os.environ), "-Djava.awt.headless=true",
                f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath]
         fmt = subprocess.run(
             [*jvm, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(props),
