@@ -12,6 +12,7 @@ transaction; all are read back at start-up.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Callable
@@ -49,7 +50,13 @@ from switch.images.errors import ImageRejected
 from switch.images.pipeline import NormalisedImage
 from switch.images.pool import ImagePool
 from switch.kafka.audit import audit_entry
-from switch.kafka.clients import make_consumer, make_producer, rewind_dropped, topic_partitions
+from switch.kafka.clients import (
+    make_consumer,
+    make_producer,
+    rewind_dropped,
+    running,
+    topic_partitions,
+)
 from switch.kafka.fencing import fence_offset_commits
 from switch.kafka.readall import read_to_end
 from switch.kafka.txloop import (
@@ -164,25 +171,26 @@ class Router:
     async def run(self, stop: asyncio.Event) -> None:
         """Restore, then route until `stop` is set."""
         t = self.settings.topics
-        self.mids.expire(self.wall())
-        await self.pool.start()
-        # Partition p of requests, of requests.byori and of every agency's requests topic
-        # go to the same instance (range assignment over topics of the same partition
-        # count): it owns the ORIs of p. A pattern subscription finds a new agency's topic
-        # within a few seconds (metadata_max_age_ms).
-        consumer = make_consumer(self.settings, group_id=self.group_id, max_poll_records=200,
-                                 partition_assignment_strategy=(RangePartitionAssignor,),
-                                 metadata_max_age_ms=AGENCY_TOPICS_EVERY_MS)
-        self.consumer = consumer
-        consumer.subscribe(pattern=t.requests_pattern, listener=_Rebalance(self))
-        producer = make_producer(self.settings, transactional_id=self.transactional_id)
-        fence_offset_commits(producer, consumer)  # a dropped member's step cannot commit
-        self.producer = producer
-        directory = make_consumer(self.settings, group_id=None)
-        await directory.start()
-        await producer.start()
-        await consumer.start()
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            stack.callback(self.mids.close)
+            self.mids.expire(self.wall())
+            stack.push_async_callback(self.pool.stop)
+            await self.pool.start()
+            # Partition p of requests, of requests.byori and of every agency's requests
+            # topic go to the same instance (range assignment over topics of the same
+            # partition count): it owns the ORIs of p. A pattern subscription finds a new
+            # agency's topic within a few seconds (metadata_max_age_ms).
+            consumer = make_consumer(self.settings, group_id=self.group_id, max_poll_records=200,
+                                     partition_assignment_strategy=(RangePartitionAssignor,),
+                                     metadata_max_age_ms=AGENCY_TOPICS_EVERY_MS)
+            self.consumer = consumer
+            consumer.subscribe(pattern=t.requests_pattern, listener=_Rebalance(self))
+            producer = make_producer(self.settings, transactional_id=self.transactional_id)
+            fence_offset_commits(producer, consumer)  # a dropped member's step cannot commit
+            self.producer = producer
+            directory = make_consumer(self.settings, group_id=None)
+            await stack.enter_async_context(running(directory, producer, consumer))
+            stack.push_async_callback(self._stop_tailing_directory)
             await self._catch_up_directory(directory)
             await self._restore_imns()  # after producer.start(): no transaction of ours is open
             self._directory_task = asyncio.create_task(self._tail_directory(directory))
@@ -202,18 +210,12 @@ class Router:
                                for r in self._not_done(tp, rs)]
                     if records:
                         await self._handle_batch(records, producer)
-        finally:
-            if self._directory_task:
-                self._directory_task.cancel()
-                try:
-                    await self._directory_task
-                except (asyncio.CancelledError, Exception):
-                    pass
-            await consumer.stop()
-            await producer.stop()
-            await directory.stop()
-            await self.pool.stop()
-            self.mids.close()
+
+    async def _stop_tailing_directory(self) -> None:
+        if self._directory_task:
+            self._directory_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._directory_task
 
     async def wait_ready(self) -> None:
         await self._ready.wait()
