@@ -57,18 +57,16 @@ from services.storefull import FullStoreGuard
 from switch import tracing
 from switch.contract.internal import LegAnswer, LegRequest, leg_request_decoder
 from switch.contract.messages import (
-    CancelImage,
     Codes,
     Control,
-    EnterImage,
     Leg,
-    ModifyImage,
     QueryImage,
     control_decoder,
+    mke_of,
 )
 from switch.kafka.audit import audit_entry, audit_record
 from switch.kafka.brokerclock import BrokerClock
-from switch.kafka.clients import make_consumer, make_producer
+from switch.kafka.clients import make_consumer, make_producer, refresh_metadata
 from switch.logs import get_logger
 from switch.metrics import LagReporter, Metrics
 from switch.settings import Settings
@@ -81,8 +79,6 @@ APPLIED_KEEP_S = 7 * 24 * 3600.0  # redeliveries come within minutes; a week is 
 PRUNE_EVERY_S = 3600.0
 CONTROL_CATCH_UP_S = 30.0
 DRAIN_TIMEOUT_S = 30.0
-
-MKE_OF: dict[type, str] = {EnterImage: "EIM", ModifyImage: "MII", CancelImage: "XIM", QueryImage: "QIM"}
 
 _encoder = msgspec.json.Encoder()
 
@@ -220,7 +216,7 @@ class Service:
         while not ctl.assignment():  # metadata of a just-created topic may lag
             # Without asking, the client waits for its next periodic refresh (minutes).
             with contextlib.suppress(Exception):
-                await ctl._client.force_metadata_update()
+                await refresh_metadata(ctl)
             if loop.time() > deadline:
                 self.log.warning("control topic not readable yet; serving in the current mode",
                                  topic=self.topics.control)
@@ -465,7 +461,7 @@ class Service:
             )
             return []
         req = leg.request
-        mke = MKE_OF.get(type(req), "?")
+        mke = mke_of(req)
         structlog.contextvars.bind_contextvars(cid=leg.cid, mid=req.mid, mke=mke)
         if leg.system.upper() != self.system:
             self.unreadable += 1

@@ -36,13 +36,12 @@ from switch.contract.deadletter import bounded_key, dead_letter
 from switch.contract.internal import DuplicateNotice, LegRequest, Manifest, record_decoder
 from switch.contract.messages import (
     AnyRequest,
-    CancelImage,
     Codes,
     EnterImage,
     FieldError,
     ModifyImage,
-    QueryImage,
     encode,
+    mke_of,
 )
 from switch.contract.replies import now_rfc3339, reject_reply
 from switch.contract.validate import RequestInvalid, Unreadable, echo, parse_request
@@ -517,11 +516,11 @@ class Router:
         req = d.request
         assert req is not None
         structlog.contextvars.bind_contextvars(cid=cid, mid=req.mid)
-        refused = authorize(d.agency, req.ori, _mke(req), req.reply_to, self.bindings, t)
+        refused = authorize(d.agency, req.ori, mke_of(req), req.reply_to, self.bindings, t)
         if d.agency is not None:  # an agency's replies go to its own topic, whatever it asked
             req = msgspec.structs.replace(req, reply_to=reply_topic(d.agency, req.reply_to, t))
         if refused is not None:
-            self._reject(step, cid, req.mid, req.ori, _mke(req), [refused], _echo(rec.value),
+            self._reject(step, cid, req.mid, req.ori, mke_of(req), [refused], _echo(rec.value),
                          req, "not_authorized")
             return
         fp = fingerprint(req)
@@ -544,26 +543,27 @@ class Router:
         if verdict.verdict == "conflict":
             err = FieldError(
                 field="mid", code=Codes.DUPLICATE_MID,
-                text=f"REJECT MKE/{_mke(req)} DUPLICATE MID/{req.mid} WITH DIFFERENT CONTENT",
+                text=f"REJECT MKE/{mke_of(req)} DUPLICATE MID/{req.mid} WITH DIFFERENT CONTENT",
             )
-            self._reject(step, cid, req.mid, req.ori, _mke(req), [err], _echo(rec.value),
+            self._reject(step, cid, req.mid, req.ori, mke_of(req), [err], _echo(rec.value),
                          req, "duplicate_mid")
             return
         if d.reply_to_missing and d.agency is None:
             err = FieldError(field="reply_to", code=Codes.BAD_REPLY_TO,
-                             text=f"REJECT MKE/{_mke(req)} BAD REPLY_TO: TOPIC {req.reply_to} DOES NOT EXIST")
+                             text=f"REJECT MKE/{mke_of(req)} BAD REPLY_TO: "
+                                  f"TOPIC {req.reply_to} DOES NOT EXIST")
             req_default = msgspec.structs.replace(req, reply_to=None)
-            self._reject(step, cid, req.mid, req.ori, _mke(req), [err], _echo(rec.value),
+            self._reject(step, cid, req.mid, req.ori, mke_of(req), [err], _echo(rec.value),
                          req_default, "reply_to")
             return
         if d.image_error is not None:
             err = FieldError(field="image", code=d.image_error.code,
-                             text=f"REJECT MKE/{_mke(req)} {d.image_error.text}")
-            self._reject(step, cid, req.mid, req.ori, _mke(req), [err], _echo(rec.value), req, "image")
+                             text=f"REJECT MKE/{mke_of(req)} {d.image_error.text}")
+            self._reject(step, cid, req.mid, req.ori, mke_of(req), [err], _echo(rec.value), req, "image")
             return
         decision = route(req, self.directory, partition=rec.partition, imns=self._imn_batch)
         if isinstance(decision, Refusal):
-            self._reject(step, cid, req.mid, req.ori, _mke(req), decision.errors,
+            self._reject(step, cid, req.mid, req.ori, mke_of(req), decision.errors,
                          _echo(rec.value), req, "route")
             return
         self._fan_out(step, cid, req, decision, d.image, now)
@@ -581,7 +581,7 @@ class Router:
             req = msgspec.structs.replace(req, image=image.data)
         rec = decision.record
         manifest = Manifest(
-            cid=cid, mid=req.mid, ori=req.ori, mke=_mke(req), expected=list(decision.expected),
+            cid=cid, mid=req.mid, ori=req.ori, mke=mke_of(req), expected=list(decision.expected),
             skipped=dict(decision.skipped), deadline=deadline, created=now,
             reply_to=req.reply_to, term=req.term,
             lno=getattr(req, "lno", None) or (rec.lno if rec else None),
@@ -608,7 +608,7 @@ class Router:
                     detail="legs " + ",".join(decision.expected)
                     + "".join(f"; {s} {why}" for s, why in decision.skipped.items()))
         self.counts["routed"] += 1
-        self._count(self.metrics.routed.labels(_mke(req)))
+        self._count(self.metrics.routed.labels(mke_of(req)))
         self.log.debug("routed", legs=decision.expected)
 
     def _reject(
@@ -668,7 +668,7 @@ class Router:
                            else ("request", Codes.TOO_LARGE if "TOO LARGE" in failure.reason
                                  else Codes.UNREADABLE))
             fe = FieldError(field=field, code=code, text=f"REJECT {failure.reason}")
-            mke = _mke(d.request) if d.request is not None else None
+            mke = mke_of(d.request) if d.request is not None else None
             self._reject(step, cid, mid, ori, mke, [fe], _echo(rec.value), None, "undeliverable")
         else:
             step.audit(self.settings.topics.audit, audit_entry(
@@ -684,7 +684,7 @@ class Router:
 
     def _audit(self, step: Step, event: str, cid: str, req: AnyRequest, **fields: str | None) -> None:
         entry = audit_entry(
-            COMPONENT, event, cid=cid, mid=req.mid, ori=req.ori, term=req.term, mke=_mke(req),
+            COMPONENT, event, cid=cid, mid=req.mid, ori=req.ori, term=req.term, mke=mke_of(req),
             lno=getattr(req, "lno", None), imn=getattr(req, "imn", None),
             nic=getattr(req, "nic", None),
             principal=principal_name(self._agency, self.settings.secure), **fields,
@@ -719,17 +719,10 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
             self.router.restored.set()
 
 
-_MKE = {EnterImage: "EIM", ModifyImage: "MII", CancelImage: "XIM", QueryImage: "QIM"}
-
-
-def _mke(req: AnyRequest) -> str:
-    return _MKE[type(req)]
-
-
 def _span_attributes(d: _Decoded) -> dict[str, str | None]:
     known = d.request if d.request is not None else d.error
     return {"switch.mid": getattr(known, "mid", None), "switch.ori": getattr(known, "ori", None),
-            "switch.mke": _mke(d.request) if d.request is not None else getattr(known, "mke", None),
+            "switch.mke": mke_of(d.request) if d.request is not None else getattr(known, "mke", None),
             "messaging.kafka.partition": str(d.rec.partition)}
 
 
