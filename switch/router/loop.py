@@ -72,6 +72,7 @@ from switch.router.dedupe import (
     MidMemory,
     MidRecord,
     OffsetMark,
+    Seen,
     fingerprint,
     mark_key,
     mid_key,
@@ -89,7 +90,7 @@ from switch.router.principals import (
     reply_topic,
     sender_of,
 )
-from switch.router.rules import Refusal, Route, route
+from switch.router.rules import Duplicate, Reject, Route, judge
 from switch.settings import Settings
 
 COMPONENT = "router"
@@ -511,7 +512,8 @@ class Router:
             return
         if isinstance(d.error, RequestInvalid):
             e = d.error
-            self._reject(step, cid, e.mid, e.ori, e.mke, e.errors, e.echo, None, "invalid")
+            self._reject(step, cid, e.errors, why="invalid", mid=e.mid, ori=e.ori, mke=e.mke,
+                         echo=e.echo)
             return
         req = d.request
         assert req is not None
@@ -519,57 +521,33 @@ class Router:
         refused = authorize(d.agency, req.ori, mke_of(req), req.reply_to, self.bindings, t)
         if d.agency is not None:  # an agency's replies go to its own topic, whatever it asked
             req = msgspec.structs.replace(req, reply_to=reply_topic(d.agency, req.reply_to, t))
-        if refused is not None:
-            self._reject(step, cid, req.mid, req.ori, mke_of(req), [refused], _echo(rec.value),
-                         req, "not_authorized")
-            return
         fp = fingerprint(req)
         now = self.wall()
         key = mid_key(req.ori, req.mid)
-        seen = staged.get(key)
-        verdict = self.mids.check(key, fp, now)
-        if seen is not None:  # the same mid twice in one batch
-            verdict = type(verdict)("duplicate" if seen.fp == fp else "conflict", seen.cid)
-        if verdict.verdict == "duplicate":
-            assert verdict.cid is not None
+        seen = self.mids.check(key, fp, now)
+        if (staged_seen := staged.get(key)) is not None:  # the same mid twice in one batch
+            seen = Seen("duplicate" if staged_seen.fp == fp else "conflict", staged_seen.cid)
+        outcome = judge(req, agency=d.agency, refused=refused, seen=seen,
+                        reply_to_missing=d.reply_to_missing, image_error=d.image_error,
+                        directory=self.directory, partition=rec.partition, imns=self._imn_batch)
+        if isinstance(outcome, Reject):
+            reply_req = msgspec.structs.replace(req, reply_to=None) if outcome.default_reply_to \
+                else req
+            self._reject(step, cid, outcome.errors, why=outcome.why, mid=req.mid, ori=req.ori,
+                         mke=mke_of(req), echo=_echo(rec.value), req=reply_req)
+        elif isinstance(outcome, Duplicate):
             notice = DuplicateNotice(principal=principal_name(self._agency, self.settings.secure),
-                                     cid=verdict.cid, mid=req.mid, reply_to=req.reply_to,
-                                     received=now, ori=req.ori)
-            step.send(t.responses, encode(notice), verdict.cid)
-            self._audit(step, "duplicate", verdict.cid, req, outcome="DUPLICATE",
-                        detail=f"original cid {verdict.cid}")
+                                     cid=outcome.original_cid, mid=req.mid,
+                                     reply_to=req.reply_to, received=now, ori=req.ori)
+            step.send(t.responses, encode(notice), outcome.original_cid)
+            self._audit(step, "duplicate", outcome.original_cid, req, outcome="DUPLICATE",
+                        detail=f"original cid {outcome.original_cid}")
             self.counts["duplicates"] += 1
-            return
-        if verdict.verdict == "conflict":
-            err = FieldError(
-                field="mid", code=Codes.DUPLICATE_MID,
-                text=f"REJECT MKE/{mke_of(req)} DUPLICATE MID/{req.mid} WITH DIFFERENT CONTENT",
-            )
-            self._reject(step, cid, req.mid, req.ori, mke_of(req), [err], _echo(rec.value),
-                         req, "duplicate_mid")
-            return
-        if d.reply_to_missing and d.agency is None:
-            err = FieldError(field="reply_to", code=Codes.BAD_REPLY_TO,
-                             text=f"REJECT MKE/{mke_of(req)} BAD REPLY_TO: "
-                                  f"TOPIC {req.reply_to} DOES NOT EXIST")
-            req_default = msgspec.structs.replace(req, reply_to=None)
-            self._reject(step, cid, req.mid, req.ori, mke_of(req), [err], _echo(rec.value),
-                         req_default, "reply_to")
-            return
-        if d.image_error is not None:
-            err = FieldError(field="image", code=d.image_error.code,
-                             text=f"REJECT MKE/{mke_of(req)} {d.image_error.text}")
-            self._reject(step, cid, req.mid, req.ori, mke_of(req), [err], _echo(rec.value), req, "image")
-            return
-        decision = route(req, self.directory, partition=rec.partition, imns=self._imn_batch)
-        if isinstance(decision, Refusal):
-            self._reject(step, cid, req.mid, req.ori, mke_of(req), decision.errors,
-                         _echo(rec.value), req, "route")
-            return
-        self._fan_out(step, cid, req, decision, d.image, now)
-        mrec = MidRecord(fp=fp, cid=cid, ts=now)
-        staged[key] = mrec
-        step.send(t.mids, encode(mrec), key, partition=rec.partition)  # the ORI's partition
+        else:
+            self._fan_out(step, cid, req, outcome, d.image, now)
+            mrec = MidRecord(fp=fp, cid=cid, ts=now)
+            staged[key] = mrec
+            step.send(t.mids, encode(mrec), key, partition=rec.partition)  # the ORI's partition
 
     def _fan_out(
         self, step: Step, cid: str, req: AnyRequest, decision: Route,
@@ -612,9 +590,11 @@ class Router:
         self.log.debug("routed", legs=decision.expected)
 
     def _reject(
-        self, step: Step, cid: str, mid: str | None, ori: str | None, mke: str | None,
-        errors: list[FieldError], echo: str, req: AnyRequest | None, why: str,
+        self, step: Step, cid: str, errors: list[FieldError], *, why: str, mid: str | None,
+        ori: str | None, mke: str | None, echo: str, req: AnyRequest | None = None,
     ) -> None:
+        """A REJECTED reply to `req`'s reply_to (without `req`, or without its reply_to, to
+        the sender's default replies topic), and its audit entry."""
         reply = reject_reply(cid=cid, mid=mid, ori=ori, mke=mke, errors=errors, echo=echo)
         topic = (req.reply_to if req is not None and req.reply_to else None) or \
             reply_topic(self._agency, None, self.settings.topics) or self.settings.topics.replies
@@ -639,7 +619,8 @@ class Router:
         if err.mid and err.ori:
             code = err.code if err.code != Codes.UNREADABLE else Codes.INVALID_FIELD
             fe = FieldError(field="request", code=code, text=f"REJECT {err.reason}")
-            self._reject(step, cid, err.mid, err.ori, None, [fe], err.echo, None, "unreadable")
+            self._reject(step, cid, [fe], why="unreadable", mid=err.mid, ori=err.ori, mke=None,
+                         echo=err.echo)
         else:
             step.audit(t.audit, audit_entry(
                 COMPONENT, "dead_lettered", cid=cid, outcome="DEAD_LETTER", detail=err.reason,
@@ -669,7 +650,8 @@ class Router:
                                  else Codes.UNREADABLE))
             fe = FieldError(field=field, code=code, text=f"REJECT {failure.reason}")
             mke = mke_of(d.request) if d.request is not None else None
-            self._reject(step, cid, mid, ori, mke, [fe], _echo(rec.value), None, "undeliverable")
+            self._reject(step, cid, [fe], why="undeliverable", mid=mid, ori=ori, mke=mke,
+                         echo=_echo(rec.value))
         else:
             step.audit(self.settings.topics.audit, audit_entry(
                 COMPONENT, "dead_lettered", cid=cid, outcome="DEAD_LETTER", detail=failure.reason))
