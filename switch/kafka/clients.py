@@ -50,7 +50,7 @@ def make_producer(
         kw["transactional_id"] = transactional_id
         kw["transaction_timeout_ms"] = int(settings.transaction_timeout_s * 1000)
         # A transaction sends its whole batch before committing: lingering only delays it,
-        # and a short retry backoff keeps the commit path tight (see BACKOFF_OVERRIDE).
+        # and a short retry backoff keeps the commit path tight (see CONCURRENT_TXN_RETRY_S).
         kw["linger_ms"] = 0
         kw["retry_backoff_ms"] = 10
     kw.update(overrides)
