@@ -48,27 +48,22 @@ from aiokafka import (
 )
 from opentelemetry.trace import Span
 
-from services.controls import DOWN_DROP, DOWN_FORWARD, Controls
+from services.controls import DOWN_FORWARD, Controls
 from services.deadline import LOG_APPEND_TIME, overdue_s
 from services.directory import publish_directory, publish_imn_floor
-from services.rules import REJECT, UNAVAILABLE, Applied, answer_unapplied, apply_request
+from services.rules import DeadlinePassed, serve_leg
 from services.store import Store, StoreFull
 from services.storefull import FullStoreGuard
 from switch import tracing
-from switch.contract.internal import LegAnswer, LegRequest, leg_request_decoder
+from switch.contract.internal import LegRequest, leg_request_decoder
 from switch.contract.messages import (
-    CancelImage,
-    Codes,
     Control,
-    EnterImage,
-    Leg,
-    ModifyImage,
-    QueryImage,
     control_decoder,
+    mke_of,
 )
 from switch.kafka.audit import audit_entry, audit_record
 from switch.kafka.brokerclock import BrokerClock
-from switch.kafka.clients import make_consumer, make_producer
+from switch.kafka.clients import make_consumer, make_producer, refresh_metadata
 from switch.logs import get_logger
 from switch.metrics import LagReporter, Metrics
 from switch.settings import Settings
@@ -81,8 +76,6 @@ APPLIED_KEEP_S = 7 * 24 * 3600.0  # redeliveries come within minutes; a week is 
 PRUNE_EVERY_S = 3600.0
 CONTROL_CATCH_UP_S = 30.0
 DRAIN_TIMEOUT_S = 30.0
-
-MKE_OF: dict[type, str] = {EnterImage: "EIM", ModifyImage: "MII", CancelImage: "XIM", QueryImage: "QIM"}
 
 _encoder = msgspec.json.Encoder()
 
@@ -220,7 +213,7 @@ class Service:
         while not ctl.assignment():  # metadata of a just-created topic may lag
             # Without asking, the client waits for its next periodic refresh (minutes).
             with contextlib.suppress(Exception):
-                await ctl._client.force_metadata_update()
+                await refresh_metadata(ctl)
             if loop.time() > deadline:
                 self.log.warning("control topic not readable yet; serving in the current mode",
                                  topic=self.topics.control)
@@ -465,7 +458,7 @@ class Service:
             )
             return []
         req = leg.request
-        mke = MKE_OF.get(type(req), "?")
+        mke = mke_of(req)
         structlog.contextvars.bind_contextvars(cid=leg.cid, mid=req.mid, mke=mke)
         if leg.system.upper() != self.system:
             self.unreadable += 1
@@ -479,66 +472,26 @@ class Service:
                                  "switch.ori": req.ori, "switch.mke": mke,
                                  "switch.system": self.system})
         headers = tracing.headers_of(span)
-        now = datetime.fromtimestamp(self.wall(), UTC)
         # Never `leg.deadline` (the router's wall clock): see deadline.py.
         late = overdue_s(append_ms=record.timestamp, timestamp_type=record.timestamp_type,
                          timeout_s=leg.timeout_s, broker_now=self.clock.now())
-        if isinstance(req, QueryImage) and late is not None:
-            self.dropped += 1
-            self.log.info("query past its deadline dropped", late_s=round(late, 3))
-            span.set_attribute("switch.outcome", "DEADLINE_PASSED")
-            span.end()
-            return [self._audit(leg, mke, "dropped", headers, outcome="DEADLINE_PASSED")]
-        delay = 0.0
         try:
-            if self.controls.mode == DOWN_DROP:
-                applied = answer_unapplied(
-                    self.store,
-                    leg,
-                    UNAVAILABLE,
-                    code=Codes.SYSTEM_UNAVAILABLE,
-                    text="UNAVAILABLE - SYSTEM DOWN, NOT APPLIED",
-                    now=now,
-                )
-            else:
-                delay = self.controls.sample_latency_s()
-                if self.controls.should_reject():
-                    applied = answer_unapplied(
-                        self.store,
-                        leg,
-                        REJECT,
-                        code=Codes.SIMULATED_REJECT,
-                        text="REJECT SIMULATED REJECT",
-                        now=now,
-                        delay_s=delay,
-                    )
-                else:
-                    applied = apply_request(
-                        self.store,
-                        leg,
-                        now=now,
-                        renewal_days=self.settings.renewal_days,
-                        delay_s=delay,
-                    )
+            outcome = serve_leg(self.store, leg, self.controls, late_s=late,
+                                now=datetime.fromtimestamp(self.wall(), UTC),
+                                renewal_days=self.settings.renewal_days)
         except StoreFull:
             span.set_attribute("switch.outcome", "STORE_FULL")
             span.end()
             raise  # the whole batch is rolled back: nothing may be answered (storefull.py)
-        except Exception as exc:  # a store failure must not end the loop: refuse instead
-            self.log.exception("applying failed", error=repr(exc))
-            answer = LegAnswer(
-                cid=leg.cid,
-                system=self.system,
-                leg=Leg(
-                    status=UNAVAILABLE,
-                    code=Codes.SYSTEM_UNAVAILABLE,
-                    text=f"{self.system:<5} UNAVAILABLE - INTERNAL ERROR, NOT APPLIED",
-                ),
-                answered=now.timestamp(),
-            )
-            applied = Applied(answer=answer, encoded=_encoder.encode(answer))
-        if applied.redelivered:
-            delay = 0.0
+        if isinstance(outcome, DeadlinePassed):
+            self.dropped += 1
+            self.log.info("query past its deadline dropped", late_s=round(outcome.late_s, 3))
+            span.set_attribute("switch.outcome", "DEADLINE_PASSED")
+            span.end()
+            return [self._audit(leg, mke, "dropped", headers, outcome="DEADLINE_PASSED")]
+        if outcome.failed is not None:  # refused, and the loop goes on
+            self.log.error("applying failed", error=repr(outcome.failed), exc_info=outcome.failed)
+        applied, delay = outcome.applied, outcome.delay_s
         self.answered += 1
         a = applied.answer
         self.metrics.answers.labels(self.system, a.leg.status).inc()
@@ -549,8 +502,8 @@ class Service:
             redelivered=applied.redelivered,
             delay_ms=round(delay * 1000, 1),
         )
-        outcome = a.leg.status if not a.leg.code else f"{a.leg.status}/{a.leg.code}"
-        span.set_attribute("switch.outcome", outcome)
+        status = a.leg.status if not a.leg.code else f"{a.leg.status}/{a.leg.code}"
+        span.set_attribute("switch.outcome", status)
         return [
             self._send_answer(leg.cid, applied.encoded, delay, headers, span),
             self._audit(
@@ -558,7 +511,7 @@ class Service:
                 mke,
                 "answered",
                 headers,
-                outcome=outcome,
+                outcome=status,
                 lno=applied.lno or getattr(req, "lno", None),
                 imn=applied.imn or getattr(req, "imn", None),
                 nic=applied.nic or leg.nic,

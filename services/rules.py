@@ -1,7 +1,8 @@
 """The rules a system of record enforces (DOMAIN.md), applied to its store. No Kafka.
 
-`apply_request` is the one entry point for a leg request; `answer_unapplied` answers
-one without applying it (a simulated reject, a system that is down). Both are
+`serve_leg` decides what a system does with one leg request (drop it, refuse it, apply
+it) and is what the Kafka loop calls; `apply_request` applies one; `answer_unapplied`
+answers one without applying it (a simulated reject, a system that is down). Both are
 idempotent by correlation id: the answer to an entry (EIM, MII, XIM) is stored in
 the same transaction as its change, and a redelivery gets that stored answer back
 and changes nothing.
@@ -32,7 +33,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import msgspec
 
-from services.store import ACTIVE, ImageRow, Store
+from services.controls import DOWN_DROP, Controls
+from services.store import ACTIVE, ImageRow, Store, StoreFull
 from switch.contract.internal import LegAnswer, LegRequest, RecordEntry
 from switch.contract.messages import (
     CancelImage,
@@ -82,7 +84,75 @@ class _Result:
     sha256: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class DeadlinePassed:
+    """A query whose deadline passed while it waited: dropped unanswered (the correlator
+    has answered TIMEOUT for it)."""
+
+    late_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The answer to send, after `delay_s` of simulated latency."""
+
+    applied: Applied
+    delay_s: float = 0.0
+    failed: Exception | None = None  # applying raised: refused as an internal error
+
+
 # --------------------------------------------------------------------------- entry points
+
+
+def serve_leg(
+    store: Store,
+    leg: LegRequest,
+    controls: Controls,
+    *,
+    late_s: float | None,
+    now: datetime,
+    renewal_days: int = 365,
+) -> DeadlinePassed | Answer:
+    """What a system does with one leg request, given how far past its deadline it is
+    (`late_s`, None when it is not; deadline.py), in this order:
+
+    - a query past its deadline is dropped (an entry is applied whenever it comes);
+    - a system down (`down_drop`) answers UNAVAILABLE at once, without applying;
+    - else a latency is drawn, then whether to simulate a reject (REJECT, not applied);
+    - else the request is applied.
+
+    A stored answer (a redelivery) is sent without the latency. A failure of the store
+    is refused UNAVAILABLE so the loop goes on; but a full store (StoreFull) raises: the
+    whole batch is rolled back and nothing of it may be answered (storefull.py).
+    """
+    if isinstance(leg.request, QueryImage) and late_s is not None:
+        return DeadlinePassed(late_s)
+    delay = 0.0
+    try:
+        if controls.mode == DOWN_DROP:
+            applied = answer_unapplied(store, leg, UNAVAILABLE, code=Codes.SYSTEM_UNAVAILABLE,
+                                       text="UNAVAILABLE - SYSTEM DOWN, NOT APPLIED", now=now)
+        else:
+            delay = controls.sample_latency_s()
+            if controls.should_reject():
+                applied = answer_unapplied(store, leg, REJECT, code=Codes.SIMULATED_REJECT,
+                                           text="REJECT SIMULATED REJECT", now=now, delay_s=delay)
+            else:
+                applied = apply_request(store, leg, now=now, renewal_days=renewal_days,
+                                        delay_s=delay)
+    except StoreFull:
+        raise
+    except Exception as exc:
+        answer = LegAnswer(
+            cid=leg.cid,
+            system=store.system,
+            leg=Leg(status=UNAVAILABLE, code=Codes.SYSTEM_UNAVAILABLE,
+                    text=f"{store.system:<5} UNAVAILABLE - INTERNAL ERROR, NOT APPLIED"),
+            answered=now.timestamp(),
+        )
+        return Answer(Applied(answer=answer, encoded=_encoder.encode(answer)), delay, failed=exc)
+    return Answer(applied, 0.0 if applied.redelivered else delay)
+
 
 
 def apply_request(

@@ -20,6 +20,7 @@ import msgspec
 
 from switch.contract.messages import AnyRequest, Control, Reply, encode, reply_decoder
 from switch.kafka.clients import assign_whole_topic, make_consumer, make_producer
+from switch.kafka.replies import reply_batches
 from switch.settings import Settings
 
 
@@ -62,22 +63,13 @@ class SwitchClient:
         await self._producer.stop()
 
     async def _read(self) -> None:
-        while True:
-            batch = await self._consumer.getmany(timeout_ms=200, max_records=1000)
-            for records in batch.values():
-                for rec in records:
-                    if rec.value is None:
-                        continue
-                    try:
-                        reply = reply_decoder.decode(rec.value)
-                    except msgspec.DecodeError:
-                        continue
-                    if reply.mid is None:
-                        continue
-                    self._replies[reply.mid].append(reply)
-                    for fut in self._waiters.pop(reply.mid, []):
-                        if not fut.done():
-                            fut.set_result(None)
+        async for replies in reply_batches(self._consumer, reply_decoder, max_records=1000):
+            for reply in replies:
+                assert reply.mid is not None
+                self._replies[reply.mid].append(reply)
+                for fut in self._waiters.pop(reply.mid, []):
+                    if not fut.done():
+                        fut.set_result(None)
 
     async def send(
         self, request: AnyRequest | Mapping[str, Any] | bytes, *, key: str | None = None

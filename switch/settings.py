@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from switch.contract.validate import DEFAULT_MAX_BYTES
 from switch.errors import ConfigError
 
 DEFAULT_LOCAL_PORT = 19092
@@ -216,7 +217,7 @@ class Settings:
     topics: TopicSettings = field(default_factory=TopicSettings)
     images: ImageSettings = field(default_factory=ImageSettings)
     deadline_s: float = 10.0
-    max_request_bytes: int = 2 * 1024 * 1024
+    max_request_bytes: int = DEFAULT_MAX_BYTES
     mid_retention_s: float = 24 * 3600.0
     renewal_days: int = 365
     log_level: str = "INFO"
@@ -304,7 +305,7 @@ class Settings:
             topics=topics,
             images=images,
             deadline_s=_float(env, "SWITCH_DEADLINE_S", 10.0),
-            max_request_bytes=_int(env, "SWITCH_MAX_REQUEST_BYTES", 2 * 1024 * 1024),
+            max_request_bytes=_int(env, "SWITCH_MAX_REQUEST_BYTES", DEFAULT_MAX_BYTES),
             log_level=env.get("SWITCH_LOG_LEVEL", "INFO").upper(),
             transaction_timeout_s=_float(env, "SWITCH_TRANSACTION_TIMEOUT_S", 60.0),
             # 0 or unset: off (see README, "Metrics").

@@ -28,7 +28,7 @@ from switch.console.images import save_images
 from switch.console.render import render_counts, render_json, render_reply
 from switch.console.state import DEFAULT_CAPACITY, Counts, FirstSeen
 from switch.contract.messages import Reply, reply_decoder
-from switch.kafka.clients import make_consumer
+from switch.kafka.clients import cluster_metadata, make_consumer
 from switch.settings import Settings
 
 MAX_RECORDS = 200  # per fetch: bounds what one poll holds, QIM images included
@@ -197,7 +197,7 @@ async def agency_reply_partitions(
     """The partitions of every agency's own reply topic that exists now (an operator's
     console and web console also show those replies; `AgencyReplies` adds later ones); an
     agency's console is not authorized to see them and is never given them."""
-    cluster = await consumer._client.fetch_all_metadata()
+    cluster = await cluster_metadata(consumer)
     pattern = re.compile(rf"{re.escape(settings.topics.prefix)}\.agency\.[A-Za-z0-9_-]+\.replies")
     return [TopicPartition(t, p) for t in sorted(cluster.topics()) if pattern.fullmatch(t)
             for p in sorted(cluster.partitions_for_topic(t) or ())]
@@ -211,7 +211,7 @@ async def _partitions(
     while not stop.is_set():
         # A fresh metadata fetch: the consumer's own cache only follows topics it was
         # asked about, and this one has none until it assigns itself partitions.
-        cluster = await consumer._client.fetch_all_metadata()
+        cluster = await cluster_metadata(consumer)
         parts = cluster.partitions_for_topic(topic)
         if parts:
             return [TopicPartition(topic, p) for p in sorted(parts)]

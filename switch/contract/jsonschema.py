@@ -22,7 +22,13 @@ import msgspec
 
 from switch.contract.fields import FIELDS, FieldRule
 from switch.contract.messages import AnyRequest, AuditEntry, Control, DeadLetter, Reply
-from switch.contract.validate import ContractError, RequestInvalid, Unreadable, parse_request
+from switch.contract.validate import (
+    DEFAULT_MAX_BYTES,
+    ContractError,
+    RequestInvalid,
+    Unreadable,
+    parse_request,
+)
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -232,7 +238,7 @@ def fields_markdown() -> str:
         "|---|---|",
     ]
     unreadable: list[tuple[str, bytes]] = [
-        ("over the size limit (2 MiB by default)", b" " * (2 * 1024 * 1024 + 1)),
+        ("over the size limit (2 MiB by default)", b" " * (DEFAULT_MAX_BYTES + 1)),
         ("not UTF-8", b'{"mid": "\xff"}'),
         ("not JSON", b"EIM.IL0160000.LNO/X17A4394."),
         ("JSON, but not an object", b'["EIM"]'),

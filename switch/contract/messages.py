@@ -97,6 +97,13 @@ class QueryImage(Request, tag="QIM", frozen=True, kw_only=True):
 AnyRequest = EnterImage | ModifyImage | CancelImage | QueryImage
 
 
+def mke_of(req: Request) -> str:
+    """A request's format: the union's tag, which msgspec keeps on the class."""
+    tag = type(req).__struct_config__.tag
+    assert isinstance(tag, str), type(req)
+    return tag
+
+
 # --------------------------------------------------------------------------- replies
 
 

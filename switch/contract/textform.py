@@ -27,10 +27,7 @@ import msgspec
 from switch.contract.fields import DEFAULT_REPLY_PREFIX, show
 from switch.contract.messages import (
     AnyRequest,
-    CancelImage,
-    EnterImage,
-    ModifyImage,
-    QueryImage,
+    mke_of,
 )
 from switch.contract.validate import DEFAULT_MAX_BYTES, ContractError, parse_request
 
@@ -42,12 +39,6 @@ ORDER: dict[str, tuple[str, ...]] = {
     "QIM": ("imn", "lno", "nic", "nam", "sex", "dob"),
 }
 CODES: tuple[str, ...] = ("LNO", "IMT", "DOI", "MIS", "IMN", "DOC", "NIC", "NAM", "SEX", "DOB")
-_MKE_OF: dict[type, str] = {
-    EnterImage: "EIM",
-    ModifyImage: "MII",
-    CancelImage: "XIM",
-    QueryImage: "QIM",
-}
 
 _codes = "|".join(CODES)
 # A value runs, shortest first, up to a '.' followed by the next field code or the end.
@@ -136,7 +127,7 @@ def format_text(req: AnyRequest) -> str:
     Raises TextFormError when the text would not read back as the same fields (a MIS
     holding `.CODE/`, or a value with a `.` or `/` where the grammar cannot allow one).
     """
-    mke = _MKE_OF[type(req)]
+    mke = mke_of(req)
     values = {name: getattr(req, name) for name in ORDER[mke]}
     parts = [mke, req.ori]
     parts += [f"{name.upper()}/{value}" for name, value in values.items() if value is not None]

@@ -34,6 +34,7 @@ from switch.contract.messages import (
 from switch.contract.redact import redact_text
 from switch.errors import SwitchError
 
+# The contract's request size limit; SWITCH_MAX_REQUEST_BYTES changes it (settings.py).
 DEFAULT_MAX_BYTES = 2 * 1024 * 1024
 ECHO_CHARS = 100
 _ID_ECHO_MAX = 100

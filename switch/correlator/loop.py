@@ -21,6 +21,7 @@ in RAM. Every time is the broker's (`BrokerClock`), never this host's wall clock
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import time
@@ -48,7 +49,7 @@ from switch.correlator.pending import Emit, PendingTable
 from switch.correlator.store import ReplyStore
 from switch.kafka.audit import audit_entry
 from switch.kafka.brokerclock import BrokerClock
-from switch.kafka.clients import make_consumer, make_producer, rewind_dropped
+from switch.kafka.clients import make_consumer, make_producer, rewind_dropped, running
 from switch.kafka.fencing import fence_offset_commits
 from switch.kafka.readall import read_to_end
 from switch.kafka.txloop import (
@@ -153,12 +154,13 @@ class Correlator:
         self.consumer = make_consumer(self.settings, group_id=self.group_id, max_poll_records=500)
         producer = make_producer(self.settings, transactional_id=self.transactional_id)
         fence_offset_commits(producer, self.consumer)  # a dropped member's step cannot commit
-        await producer.start()
         self.producer = producer
-        await self.consumer.start()
-        self.consumer.subscribe([t.responses], listener=_Rebalance(self))
         last_stats = last_sweep = time.monotonic() - SWEEP_EVERY_S
+        clients = contextlib.AsyncExitStack()
         try:
+            # Started inside `try`: a failed start stops what did start (the supervisor retries).
+            await clients.enter_async_context(running(producer, self.consumer))
+            self.consumer.subscribe([t.responses], listener=_Rebalance(self))
             while not stop.is_set():
                 generation = self.generation
                 batch = await self.consumer.getmany(timeout_ms=TICK_MS, max_records=500)
@@ -176,8 +178,7 @@ class Correlator:
                 finally:
                     self.step_lock.release()
         finally:
-            await self.consumer.stop()
-            await producer.stop()
+            await clients.aclose()
             self.store.close()
 
     async def _step(

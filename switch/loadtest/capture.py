@@ -25,6 +25,7 @@ import msgspec
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from switch.kafka.clients import assign_whole_topic, make_consumer
+from switch.kafka.replies import reply_batches
 from switch.loadtest.replay import imn_of, reply_decoder
 from switch.loadtest.traffic import IMG_PREFIX, IMN_PREFIX, Header, Step, Traffic
 from switch.settings import Settings
@@ -113,23 +114,14 @@ async def capture(settings: Settings, options: CaptureOptions, *,
 
 
 async def _read_replies(consumer: AIOKafkaConsumer, got: Captured) -> None:
-    while True:
-        batch = await consumer.getmany(timeout_ms=200, max_records=2000)
-        for records in batch.values():
-            for rec in records:
-                if rec.value is None:
-                    continue
-                try:
-                    reply = reply_decoder.decode(rec.value)
-                except msgspec.DecodeError:
-                    continue
-                if reply.mid is None:
-                    continue
-                if not reply.supplement:
-                    got.replied.add(reply.mid)
-                imn = imn_of(reply)
-                if imn is not None:
-                    got.imn_by_mid.setdefault(reply.mid, imn)
+    async for replies in reply_batches(consumer, reply_decoder):
+        for reply in replies:
+            assert reply.mid is not None
+            if not reply.supplement:
+                got.replied.add(reply.mid)
+            imn = imn_of(reply)
+            if imn is not None:
+                got.imn_by_mid.setdefault(reply.mid, imn)
 
 
 def _order(rec: ConsumerRecord[bytes, bytes]) -> tuple[int, int, int]:

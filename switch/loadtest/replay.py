@@ -27,6 +27,7 @@ import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from switch.kafka.clients import assign_whole_topic, make_consumer, make_producer
+from switch.kafka.replies import reply_batches
 from switch.loadtest.schedule import Unresolvable, kafka_key, new_run_id, plan, render
 from switch.loadtest.stats import Recorder, describe
 from switch.loadtest.traffic import Step, Traffic
@@ -289,21 +290,13 @@ class Replayer:
 
     async def _read(self, consumer: AIOKafkaConsumer) -> None:
         loop = asyncio.get_running_loop()
-        while True:
-            batch = await consumer.getmany(timeout_ms=100, max_records=2000)
+        async for replies in reply_batches(consumer, reply_decoder, timeout_ms=100):
             now = loop.time()
-            for records in batch.values():
-                for record in records:
-                    if record.value is not None:
-                        self._on_reply(record.value, now)
+            for reply in replies:
+                self._on_reply(reply, now)
 
-    def _on_reply(self, value: bytes, now: float) -> None:
-        try:
-            reply = reply_decoder.decode(value)
-        except msgspec.DecodeError:
-            return
-        if reply.mid is None:
-            return
+    def _on_reply(self, reply: _Reply, now: float) -> None:
+        assert reply.mid is not None
         queue = self.inflight.get(reply.mid)
         if reply.supplement:
             if queue is not None or reply.mid.endswith("." + self.run_id):

@@ -12,6 +12,7 @@ transaction; all are read back at start-up.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Callable
@@ -35,13 +36,12 @@ from switch.contract.deadletter import bounded_key, dead_letter
 from switch.contract.internal import DuplicateNotice, LegRequest, Manifest, record_decoder
 from switch.contract.messages import (
     AnyRequest,
-    CancelImage,
     Codes,
     EnterImage,
     FieldError,
     ModifyImage,
-    QueryImage,
     encode,
+    mke_of,
 )
 from switch.contract.replies import now_rfc3339, reject_reply
 from switch.contract.validate import RequestInvalid, Unreadable, echo, parse_request
@@ -49,7 +49,13 @@ from switch.images.errors import ImageRejected
 from switch.images.pipeline import NormalisedImage
 from switch.images.pool import ImagePool
 from switch.kafka.audit import audit_entry
-from switch.kafka.clients import make_consumer, make_producer, rewind_dropped, topic_partitions
+from switch.kafka.clients import (
+    make_consumer,
+    make_producer,
+    rewind_dropped,
+    running,
+    topic_partitions,
+)
 from switch.kafka.fencing import fence_offset_commits
 from switch.kafka.readall import read_to_end
 from switch.kafka.txloop import (
@@ -66,6 +72,7 @@ from switch.router.dedupe import (
     MidMemory,
     MidRecord,
     OffsetMark,
+    Seen,
     fingerprint,
     mark_key,
     mid_key,
@@ -83,7 +90,7 @@ from switch.router.principals import (
     reply_topic,
     sender_of,
 )
-from switch.router.rules import Refusal, Route, route
+from switch.router.rules import Duplicate, Reject, Route, judge
 from switch.settings import Settings
 
 COMPONENT = "router"
@@ -164,25 +171,26 @@ class Router:
     async def run(self, stop: asyncio.Event) -> None:
         """Restore, then route until `stop` is set."""
         t = self.settings.topics
-        self.mids.expire(self.wall())
-        await self.pool.start()
-        # Partition p of requests, of requests.byori and of every agency's requests topic
-        # go to the same instance (range assignment over topics of the same partition
-        # count): it owns the ORIs of p. A pattern subscription finds a new agency's topic
-        # within a few seconds (metadata_max_age_ms).
-        consumer = make_consumer(self.settings, group_id=self.group_id, max_poll_records=200,
-                                 partition_assignment_strategy=(RangePartitionAssignor,),
-                                 metadata_max_age_ms=AGENCY_TOPICS_EVERY_MS)
-        self.consumer = consumer
-        consumer.subscribe(pattern=t.requests_pattern, listener=_Rebalance(self))
-        producer = make_producer(self.settings, transactional_id=self.transactional_id)
-        fence_offset_commits(producer, consumer)  # a dropped member's step cannot commit
-        self.producer = producer
-        directory = make_consumer(self.settings, group_id=None)
-        await directory.start()
-        await producer.start()
-        await consumer.start()
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            stack.callback(self.mids.close)
+            self.mids.expire(self.wall())
+            stack.push_async_callback(self.pool.stop)
+            await self.pool.start()
+            # Partition p of requests, of requests.byori and of every agency's requests
+            # topic go to the same instance (range assignment over topics of the same
+            # partition count): it owns the ORIs of p. A pattern subscription finds a new
+            # agency's topic within a few seconds (metadata_max_age_ms).
+            consumer = make_consumer(self.settings, group_id=self.group_id, max_poll_records=200,
+                                     partition_assignment_strategy=(RangePartitionAssignor,),
+                                     metadata_max_age_ms=AGENCY_TOPICS_EVERY_MS)
+            self.consumer = consumer
+            consumer.subscribe(pattern=t.requests_pattern, listener=_Rebalance(self))
+            producer = make_producer(self.settings, transactional_id=self.transactional_id)
+            fence_offset_commits(producer, consumer)  # a dropped member's step cannot commit
+            self.producer = producer
+            directory = make_consumer(self.settings, group_id=None)
+            await stack.enter_async_context(running(directory, producer, consumer))
+            stack.push_async_callback(self._stop_tailing_directory)
             await self._catch_up_directory(directory)
             await self._restore_imns()  # after producer.start(): no transaction of ours is open
             self._directory_task = asyncio.create_task(self._tail_directory(directory))
@@ -202,18 +210,12 @@ class Router:
                                for r in self._not_done(tp, rs)]
                     if records:
                         await self._handle_batch(records, producer)
-        finally:
-            if self._directory_task:
-                self._directory_task.cancel()
-                try:
-                    await self._directory_task
-                except (asyncio.CancelledError, Exception):
-                    pass
-            await consumer.stop()
-            await producer.stop()
-            await directory.stop()
-            await self.pool.stop()
-            self.mids.close()
+
+    async def _stop_tailing_directory(self) -> None:
+        if self._directory_task:
+            self._directory_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._directory_task
 
     async def wait_ready(self) -> None:
         await self._ready.wait()
@@ -510,64 +512,42 @@ class Router:
             return
         if isinstance(d.error, RequestInvalid):
             e = d.error
-            self._reject(step, cid, e.mid, e.ori, e.mke, e.errors, e.echo, None, "invalid")
+            self._reject(step, cid, e.errors, why="invalid", mid=e.mid, ori=e.ori, mke=e.mke,
+                         echo=e.echo)
             return
         req = d.request
         assert req is not None
         structlog.contextvars.bind_contextvars(cid=cid, mid=req.mid)
-        refused = authorize(d.agency, req.ori, _mke(req), req.reply_to, self.bindings, t)
+        refused = authorize(d.agency, req.ori, mke_of(req), req.reply_to, self.bindings, t)
         if d.agency is not None:  # an agency's replies go to its own topic, whatever it asked
             req = msgspec.structs.replace(req, reply_to=reply_topic(d.agency, req.reply_to, t))
-        if refused is not None:
-            self._reject(step, cid, req.mid, req.ori, _mke(req), [refused], _echo(rec.value),
-                         req, "not_authorized")
-            return
         fp = fingerprint(req)
         now = self.wall()
         key = mid_key(req.ori, req.mid)
-        seen = staged.get(key)
-        verdict = self.mids.check(key, fp, now)
-        if seen is not None:  # the same mid twice in one batch
-            verdict = type(verdict)("duplicate" if seen.fp == fp else "conflict", seen.cid)
-        if verdict.verdict == "duplicate":
-            assert verdict.cid is not None
+        seen = self.mids.check(key, fp, now)
+        if (staged_seen := staged.get(key)) is not None:  # the same mid twice in one batch
+            seen = Seen("duplicate" if staged_seen.fp == fp else "conflict", staged_seen.cid)
+        outcome = judge(req, agency=d.agency, refused=refused, seen=seen,
+                        reply_to_missing=d.reply_to_missing, image_error=d.image_error,
+                        directory=self.directory, partition=rec.partition, imns=self._imn_batch)
+        if isinstance(outcome, Reject):
+            reply_req = msgspec.structs.replace(req, reply_to=None) if outcome.default_reply_to \
+                else req
+            self._reject(step, cid, outcome.errors, why=outcome.why, mid=req.mid, ori=req.ori,
+                         mke=mke_of(req), echo=_echo(rec.value), req=reply_req)
+        elif isinstance(outcome, Duplicate):
             notice = DuplicateNotice(principal=principal_name(self._agency, self.settings.secure),
-                                     cid=verdict.cid, mid=req.mid, reply_to=req.reply_to,
-                                     received=now, ori=req.ori)
-            step.send(t.responses, encode(notice), verdict.cid)
-            self._audit(step, "duplicate", verdict.cid, req, outcome="DUPLICATE",
-                        detail=f"original cid {verdict.cid}")
+                                     cid=outcome.original_cid, mid=req.mid,
+                                     reply_to=req.reply_to, received=now, ori=req.ori)
+            step.send(t.responses, encode(notice), outcome.original_cid)
+            self._audit(step, "duplicate", outcome.original_cid, req, outcome="DUPLICATE",
+                        detail=f"original cid {outcome.original_cid}")
             self.counts["duplicates"] += 1
-            return
-        if verdict.verdict == "conflict":
-            err = FieldError(
-                field="mid", code=Codes.DUPLICATE_MID,
-                text=f"REJECT MKE/{_mke(req)} DUPLICATE MID/{req.mid} WITH DIFFERENT CONTENT",
-            )
-            self._reject(step, cid, req.mid, req.ori, _mke(req), [err], _echo(rec.value),
-                         req, "duplicate_mid")
-            return
-        if d.reply_to_missing and d.agency is None:
-            err = FieldError(field="reply_to", code=Codes.BAD_REPLY_TO,
-                             text=f"REJECT MKE/{_mke(req)} BAD REPLY_TO: TOPIC {req.reply_to} DOES NOT EXIST")
-            req_default = msgspec.structs.replace(req, reply_to=None)
-            self._reject(step, cid, req.mid, req.ori, _mke(req), [err], _echo(rec.value),
-                         req_default, "reply_to")
-            return
-        if d.image_error is not None:
-            err = FieldError(field="image", code=d.image_error.code,
-                             text=f"REJECT MKE/{_mke(req)} {d.image_error.text}")
-            self._reject(step, cid, req.mid, req.ori, _mke(req), [err], _echo(rec.value), req, "image")
-            return
-        decision = route(req, self.directory, partition=rec.partition, imns=self._imn_batch)
-        if isinstance(decision, Refusal):
-            self._reject(step, cid, req.mid, req.ori, _mke(req), decision.errors,
-                         _echo(rec.value), req, "route")
-            return
-        self._fan_out(step, cid, req, decision, d.image, now)
-        mrec = MidRecord(fp=fp, cid=cid, ts=now)
-        staged[key] = mrec
-        step.send(t.mids, encode(mrec), key, partition=rec.partition)  # the ORI's partition
+        else:
+            self._fan_out(step, cid, req, outcome, d.image, now)
+            mrec = MidRecord(fp=fp, cid=cid, ts=now)
+            staged[key] = mrec
+            step.send(t.mids, encode(mrec), key, partition=rec.partition)  # the ORI's partition
 
     def _fan_out(
         self, step: Step, cid: str, req: AnyRequest, decision: Route,
@@ -579,7 +559,7 @@ class Router:
             req = msgspec.structs.replace(req, image=image.data)
         rec = decision.record
         manifest = Manifest(
-            cid=cid, mid=req.mid, ori=req.ori, mke=_mke(req), expected=list(decision.expected),
+            cid=cid, mid=req.mid, ori=req.ori, mke=mke_of(req), expected=list(decision.expected),
             skipped=dict(decision.skipped), deadline=deadline, created=now,
             reply_to=req.reply_to, term=req.term,
             lno=getattr(req, "lno", None) or (rec.lno if rec else None),
@@ -606,13 +586,15 @@ class Router:
                     detail="legs " + ",".join(decision.expected)
                     + "".join(f"; {s} {why}" for s, why in decision.skipped.items()))
         self.counts["routed"] += 1
-        self._count(self.metrics.routed.labels(_mke(req)))
+        self._count(self.metrics.routed.labels(mke_of(req)))
         self.log.debug("routed", legs=decision.expected)
 
     def _reject(
-        self, step: Step, cid: str, mid: str | None, ori: str | None, mke: str | None,
-        errors: list[FieldError], echo: str, req: AnyRequest | None, why: str,
+        self, step: Step, cid: str, errors: list[FieldError], *, why: str, mid: str | None,
+        ori: str | None, mke: str | None, echo: str, req: AnyRequest | None = None,
     ) -> None:
+        """A REJECTED reply to `req`'s reply_to (without `req`, or without its reply_to, to
+        the sender's default replies topic), and its audit entry."""
         reply = reject_reply(cid=cid, mid=mid, ori=ori, mke=mke, errors=errors, echo=echo)
         topic = (req.reply_to if req is not None and req.reply_to else None) or \
             reply_topic(self._agency, None, self.settings.topics) or self.settings.topics.replies
@@ -637,7 +619,8 @@ class Router:
         if err.mid and err.ori:
             code = err.code if err.code != Codes.UNREADABLE else Codes.INVALID_FIELD
             fe = FieldError(field="request", code=code, text=f"REJECT {err.reason}")
-            self._reject(step, cid, err.mid, err.ori, None, [fe], err.echo, None, "unreadable")
+            self._reject(step, cid, [fe], why="unreadable", mid=err.mid, ori=err.ori, mke=None,
+                         echo=err.echo)
         else:
             step.audit(t.audit, audit_entry(
                 COMPONENT, "dead_lettered", cid=cid, outcome="DEAD_LETTER", detail=err.reason,
@@ -666,8 +649,9 @@ class Router:
                            else ("request", Codes.TOO_LARGE if "TOO LARGE" in failure.reason
                                  else Codes.UNREADABLE))
             fe = FieldError(field=field, code=code, text=f"REJECT {failure.reason}")
-            mke = _mke(d.request) if d.request is not None else None
-            self._reject(step, cid, mid, ori, mke, [fe], _echo(rec.value), None, "undeliverable")
+            mke = mke_of(d.request) if d.request is not None else None
+            self._reject(step, cid, [fe], why="undeliverable", mid=mid, ori=ori, mke=mke,
+                         echo=_echo(rec.value))
         else:
             step.audit(self.settings.topics.audit, audit_entry(
                 COMPONENT, "dead_lettered", cid=cid, outcome="DEAD_LETTER", detail=failure.reason))
@@ -682,7 +666,7 @@ class Router:
 
     def _audit(self, step: Step, event: str, cid: str, req: AnyRequest, **fields: str | None) -> None:
         entry = audit_entry(
-            COMPONENT, event, cid=cid, mid=req.mid, ori=req.ori, term=req.term, mke=_mke(req),
+            COMPONENT, event, cid=cid, mid=req.mid, ori=req.ori, term=req.term, mke=mke_of(req),
             lno=getattr(req, "lno", None), imn=getattr(req, "imn", None),
             nic=getattr(req, "nic", None),
             principal=principal_name(self._agency, self.settings.secure), **fields,
@@ -717,17 +701,10 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
             self.router.restored.set()
 
 
-_MKE = {EnterImage: "EIM", ModifyImage: "MII", CancelImage: "XIM", QueryImage: "QIM"}
-
-
-def _mke(req: AnyRequest) -> str:
-    return _MKE[type(req)]
-
-
 def _span_attributes(d: _Decoded) -> dict[str, str | None]:
     known = d.request if d.request is not None else d.error
     return {"switch.mid": getattr(known, "mid", None), "switch.ori": getattr(known, "ori", None),
-            "switch.mke": _mke(d.request) if d.request is not None else getattr(known, "mke", None),
+            "switch.mke": mke_of(d.request) if d.request is not None else getattr(known, "mke", None),
             "messaging.kafka.partition": str(d.rec.partition)}
 
 

@@ -13,6 +13,9 @@ store the image under the same number: `I` + the request's partition in
 goes back: not after a crash (an aborted batch takes the same numbers again when it is
 routed again), not when the topics are recreated over existing stores (LEADS's floor).
 A partition whose 10^8 numbers are used refuses the EIM rather than repeat one.
+
+`judge` is every decision the router makes about one readable request, in order:
+authorization, duplicate or conflicting mid, reply_to, image, then `route`.
 """
 
 from __future__ import annotations
@@ -30,8 +33,11 @@ from switch.contract.messages import (
     FieldError,
     ModifyImage,
     QueryImage,
+    mke_of,
 )
 from switch.contract.validate import check_doi_against_dob
+from switch.images.errors import ImageRejected
+from switch.router.dedupe import Seen
 from switch.router.directory import Directory
 from switch.router.imns import SEQUENCE_LIMIT, ImnBatch
 
@@ -52,6 +58,57 @@ class Route:
 @dataclass(frozen=True)
 class Refusal:
     errors: list[FieldError]
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A REJECTED reply. `why` names the check that refused, for the log; with
+    `default_reply_to`, the reply goes to the default replies topic, not `reply_to`."""
+
+    errors: list[FieldError]
+    why: str
+    default_reply_to: bool = False
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """The same mid with the same content again: the original is answered (again)."""
+
+    original_cid: str
+
+
+def judge(
+    req: AnyRequest, *, agency: str | None, refused: FieldError | None, seen: Seen,
+    reply_to_missing: bool, image_error: ImageRejected | None, directory: Directory,
+    partition: int, imns: ImnBatch,
+) -> Reject | Duplicate | Route:
+    """What becomes of a readable request. `agency`: its sender (None: a trusted
+    producer); `refused`: why the agency may not send it (principals.authorize); `seen`:
+    its mid's verdict (dedupe); `reply_to_missing`: its reply_to topic does not exist (an
+    agency's replies always go to its own topic); `image_error`: its image is refused."""
+    mke = mke_of(req)
+    if refused is not None:
+        return Reject([refused], "not_authorized")
+    if seen.verdict == "duplicate":
+        assert seen.cid is not None
+        return Duplicate(seen.cid)
+    if seen.verdict == "conflict":
+        return Reject([FieldError(
+            field="mid", code=Codes.DUPLICATE_MID,
+            text=f"REJECT MKE/{mke} DUPLICATE MID/{req.mid} WITH DIFFERENT CONTENT",
+        )], "duplicate_mid")
+    if reply_to_missing and agency is None:
+        return Reject([FieldError(
+            field="reply_to", code=Codes.BAD_REPLY_TO,
+            text=f"REJECT MKE/{mke} BAD REPLY_TO: TOPIC {req.reply_to} DOES NOT EXIST",
+        )], "reply_to", default_reply_to=True)
+    if image_error is not None:
+        return Reject([FieldError(field="image", code=image_error.code,
+                                  text=f"REJECT MKE/{mke} {image_error.text}")], "image")
+    decision = route(req, directory, partition=partition, imns=imns)
+    if isinstance(decision, Refusal):
+        return Reject(decision.errors, "route")
+    return decision
 
 
 def route(
