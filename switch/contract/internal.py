@@ -148,6 +148,10 @@ class Finished(msgspec.Struct, kw_only=True, frozen=True, tag="finished", tag_fi
     reply: msgspec.Raw  # the final Reply, as encoded JSON (inline)
     reply_to: str | None = None
     done_at: float = 0.0  # broker time, epoch seconds
+    # The SHA-256 of each of the reply's images, in order, when `reply` is kept without
+    # their bytes: those are in the changelog once, keyed `~image:<sha256>` (raw bytes;
+    # switch/correlator/images.py). None: the images are inline.
+    images: list[str] | None = None
 
 
 class Checkpoint(msgspec.Struct, kw_only=True, frozen=True, tag="checkpoint", tag_field="kind"):

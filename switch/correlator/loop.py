@@ -480,9 +480,9 @@ class Correlator:
         topic = self.settings.topics.correlator
         out: list[tuple[int, str, bytes | None]] = []
         for partition, cid, record in self.table.take_changes():
-            value = msgspec.json.encode(record)
-            step.send(topic, value, cid, partition=partition)
-            out.append((partition, cid, value))
+            for key, value in self.store.changelog_records(partition, cid, record):
+                step.send(topic, value, key, partition=partition)
+                out.append((partition, key, value))
         for p, nxt in self.next_offsets.items():
             cp = self.table.checkpoint(p, nxt)
             if self.checkpoints.get(p) != cp or self.committed.get(p) != nxt:
@@ -494,13 +494,17 @@ class Correlator:
         return out
 
     def _sweep(self, step: Step, now: float) -> list[tuple[int, str, bytes | None]]:
-        """Tombstones for finished replies older than the mid retention."""
+        """Tombstones for finished replies older than the mid retention, and for the images
+        no finished reply names any more."""
         old = self.store.expired(now - self.settings.mid_retention_s, set(self.next_offsets),
                                  limit=SWEEP_BATCH)
-        for cid, p in old:
-            step.send(self.settings.topics.correlator, None, cid, partition=p)
+        # Images no finished reply names any more (store.py): a sweep behind the replies.
+        images = self.store.expired_images(now - self.settings.mid_retention_s,
+                                           set(self.next_offsets), limit=SWEEP_BATCH)
+        for key, p in [*old, *images]:
+            step.send(self.settings.topics.correlator, None, key, partition=p)
         self.table.counters.swept += len(old)
-        return [(p, cid, None) for cid, p in old]
+        return [(p, key, None) for key, p in [*old, *images]]
 
     def _stored(
         self, step: Step, landed: list[RecordMetadata], changes: list[tuple[int, str, bytes | None]]

@@ -11,6 +11,7 @@ runs the short version (500 requests, one `kill -9`); `make reliability` the lon
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 from services.seeding import seed_stores
 from switch.kafka.localbroker import LocalBroker
 from switch.kafka.topics import ensure_topics
+from switch.security.client import insecure
 from tests.conftest import make_settings
 from tests.flow.harness import (
     ReplyReader,
@@ -44,7 +46,11 @@ DOWN_S = 3.0  # how long the broker stays away
 
 
 @pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[LocalBroker]:
+def own_broker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalBroker]:
+    if not insecure(os.environ) and not os.environ.get("SWITCH_SECURITY_DIR"):
+        # Run alone, no session broker has exported its security folder: this broker's
+        # own, so that the test's clients and the components it starts authenticate.
+        monkeypatch.setenv("SWITCH_SECURITY_DIR", str(tmp_path / "broker-home" / "security"))
     broker = LocalBroker(tmp_path / "broker-home", preferred_port=None)
     broker.start(progress=False)
     try:
