@@ -104,11 +104,6 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         shutil.rmtree(home, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def broker_home(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.getbasetemp()
-
-
 def make_settings(bootstrap: str, home: Path, **env: str) -> Settings:
     base = {k: v for k, v in os.environ.items()
             if k.startswith("KAFKA_") or k in ("SWITCH_SECURITY_DIR", "SWITCH_INSECURE")}

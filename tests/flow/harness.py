@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import pytest
 from aiokafka import TopicPartition
 from PIL import Image
 
@@ -59,7 +60,7 @@ def small_jpeg(n: int) -> bytes:
     return buf.getvalue()
 
 
-def bulletin_requests(records: list[RecordEntry], count: int, prefix: str) -> list[dict[str, str]]:
+def bulletin_requests(records: list[RecordEntry], count: int, prefix: str = "crash") -> list[dict[str, str]]:
     """Three laps of EIMs (IMT M, S, I: each a new photo on the record), then QIMs."""
     requests: list[dict[str, str]] = []
     imts = ("M", "S", "I")
@@ -76,14 +77,15 @@ def bulletin_requests(records: list[RecordEntry], count: int, prefix: str) -> li
 
 
 class Component:
-    """One `switch run NAME` process with its log."""
+    """One `switch run NAME [--instance ID]` process with its log."""
 
-    def __init__(self, name: str, settings: Settings, log_dir: Path,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(self, name: str, settings: Settings, log_dir: Path, *,
+                 instance: str | None = None, env: dict[str, str] | None = None) -> None:
         self.name = name
         self.settings = settings
+        self.instance = instance  # None: `switch run NAME` (instance 0)
         self.extra_env = env or {}  # e.g. a fault-injection knob for this component only
-        self.log = log_dir / f"{name}.log"
+        self.log = log_dir / (f"{name}.log" if instance is None else f"{name}-{instance}.log")
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -95,9 +97,10 @@ class Component:
             SWITCH_DEADLINE_S=str(self.settings.deadline_s),
         )
         env.update(self.extra_env)
+        args = [] if self.instance is None else ["--instance", self.instance]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "switch.cli.main", "run", self.name],
+                [sys.executable, "-m", "switch.cli.main", "run", self.name, *args],
                 env=env, stdout=log, stderr=subprocess.STDOUT,
             )
 
@@ -126,7 +129,7 @@ class Component:
 def start_components(settings: Settings, log_dir: Path,
                      env: dict[str, dict[str, str]] | None = None) -> dict[str, Component]:
     """Every component as its own process; `env[name]` adds to one component's environment."""
-    comps = {n: Component(n, settings, log_dir, (env or {}).get(n)) for n in COMPONENT_NAMES}
+    comps = {n: Component(n, settings, log_dir, env=(env or {}).get(n)) for n in COMPONENT_NAMES}
     for c in comps.values():
         c.start()
     return comps
@@ -157,6 +160,21 @@ class ReplyReader:
         await self._consumer.seek_to_beginning(*tps)
         self._task = asyncio.create_task(self._read())
         return self
+
+    async def start(self) -> None:
+        await self.__aenter__()
+
+    async def stop(self) -> None:
+        await self.__aexit__()
+
+    async def read_until(self, until: float, expected: int) -> None:
+        """Until `expected` requests have their first reply and none waits for a
+        supplement, or the monotonic time `until` (the replies arrive meanwhile)."""
+        while time.monotonic() < until:
+            firsts = sum(1 for rs in self.replies.values() if any(not x.supplement for x in rs))
+            if firsts >= expected and settled(self.replies):
+                return
+            await asyncio.sleep(min(0.1, max(0.0, until - time.monotonic())))
 
     async def __aexit__(self, *exc: object) -> None:
         assert self._task is not None
@@ -301,6 +319,26 @@ async def diagnose(settings: Settings, cids: list[str]) -> str:
             db.close()
         out.append(f"cid {cid}: applied {applied}; records: " + " | ".join(found[cid]))
     return "\n".join(out)
+
+
+async def check_replies_and_stores(
+    settings: Settings, requests: list[dict[str, str]], replies: dict[str, list[Reply]],
+    comps: list[Component],
+) -> None:
+    """Exactly one (non-supplement) reply per request, none stuck PENDING (diagnosed if
+    one is), and every ACK matching the stores."""
+    logs = "\n".join(c.log.read_text(errors="replace")[-2000:] for c in comps)
+    missing, _ = missing_and_doubled(requests, replies)
+    doubled = {m: n for m, rs in replies.items() if (n := len([x for x in rs if not x.supplement])) != 1}
+    assert not missing, f"{len(missing)} requests without a reply, e.g. {missing[:5]}\n{logs}"
+    assert not doubled, "requests with more than one reply (cid, status, duplicate): " + str(
+        [(m, [(x.cid, x.status, x.duplicate) for x in replies[m]]) for m in list(doubled)[:5]])
+    stuck = stuck_pending(replies)
+    if stuck:
+        named = {c.name: c for c in comps}
+        pytest.fail(f"{len(stuck)} entries never completed; " + await diagnose(settings, stuck[:3])
+                    + "\ncorrelator log:\n" + correlator_lines(named))
+    check_acks_match_stores(settings, requests, replies)
 
 
 def correlator_lines(comps: dict[str, Component]) -> str:

@@ -23,11 +23,11 @@ from services.seeding import seed_stores
 from switch.kafka.clients import make_producer
 from switch.router.partitioning import ori_partition
 from switch.settings import Settings
-from tests.flow.test_crash import (
+from tests.flow.harness import (
     Component,
     ReplyReader,
+    bulletin_requests,
     check_replies_and_stores,
-    mixed_traffic,
     small_jpeg,
 )
 
@@ -142,7 +142,7 @@ async def test_two_of_each_stage_kill_and_add_while_it_flows(
 ) -> None:
     settings = kafka_settings.with_overrides(deadline_s=30.0)
     records = seed_stores(settings, 700, 13)
-    requests = mixed_traffic(records, REQUESTS, prefix="scale")
+    requests = bulletin_requests(records, REQUESTS, "scale")
     comps = [Component("leads", settings, tmp_path), Component("ncic", settings, tmp_path)]
     stages = {(name, i): Component(name, settings, tmp_path, instance=i, env=FAST_TXN)
               for name in ("router", "correlator") for i in ("0", "1")}
