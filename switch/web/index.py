@@ -20,8 +20,8 @@ from typing import Any
 import msgspec
 
 from switch.console.state import Counts, FirstSeen
-from switch.contract.internal import LegAnswer, Manifest
-from switch.contract.messages import AuditEntry, DeadLetter, Reply
+from switch.contract.internal import DuplicateNotice, LegAnswer, Manifest
+from switch.contract.messages import AuditEntry, DeadLetter, Leg, Reply
 
 TRANSACTIONS = 20_000  # transactions the search can find
 HOPS_PER_TRANSACTION = 64  # audit entries kept per transaction (a handful in practice)
@@ -31,6 +31,25 @@ DEAD_LETTERS = 500
 RATE_WINDOW_S = 60.0
 NOW_WINDOW_S = 5.0  # the chart's rate: replies per second over the last 5 s
 LATENCY_WINDOW_S = 10.0
+
+
+class _Counted(msgspec.Struct):
+    """An image of an answer, only counted: its fields, the photo's data among them, are
+    skipped by the decoder, never decoded."""
+
+
+class AnswerView(msgspec.Struct, kw_only=True, frozen=True, tag="answer", tag_field="kind"):
+    """A leg answer as the console shows it. The console reads every answer on the
+    responses topic; decoding their photos (base64 into bytes) only to count them cost the
+    `switch up` process a share of a core under load."""
+
+    cid: str
+    system: str
+    leg: Leg
+    images: list[_Counted] = []
+
+
+response_view_decoder = msgspec.json.Decoder(Manifest | AnswerView | DuplicateNotice)
 
 
 def reply_summary(reply: Reply) -> dict[str, Any]:
@@ -156,7 +175,7 @@ class TransactionIndex:
         self._key(txn, "lno", m.lno)
         self._key(txn, "imn", m.imn)
 
-    def add_answer(self, a: LegAnswer, ts: str | None = None) -> None:
+    def add_answer(self, a: LegAnswer | AnswerView, ts: str | None = None) -> None:
         """A system's answer (appended at `ts`); its images only as a count."""
         txn = self._txn(a.cid)
         if len(txn.answers) < HOPS_PER_TRANSACTION:

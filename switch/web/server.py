@@ -44,11 +44,11 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from switch import tracing
 from switch.console.tail import AgencyReplies, agency_reply_partitions
-from switch.contract.internal import LegAnswer, Manifest, response_decoder
+from switch.contract.internal import Manifest
 from switch.contract.messages import AuditEntry, dead_letter_decoder, reply_decoder
 from switch.kafka.clients import make_consumer, topic_partitions
 from switch.settings import Settings
-from switch.web.index import Board
+from switch.web.index import AnswerView, Board, response_view_decoder
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8470
@@ -214,11 +214,11 @@ class WebConsole:
 
     def _response(self, rec: ConsumerRecord[bytes, bytes]) -> None:
         """A manifest or a leg answer into its transaction, with the broker's append time."""
-        msg = response_decoder.decode(rec.value or b"")
+        msg = response_view_decoder.decode(rec.value or b"")
         ts = _iso(rec.timestamp)
         if isinstance(msg, Manifest):
             self.board.index.add_manifest(msg, ts)
-        elif isinstance(msg, LegAnswer):
+        elif isinstance(msg, AnswerView):
             self.board.index.add_answer(msg, ts)
 
     # ------------------------------------------------------------------ HTTP

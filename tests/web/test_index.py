@@ -130,3 +130,21 @@ def test_board_links_a_supplement_counts_and_keeps_dead_letters_without_raw() ->
     stats = board.stats()
     assert stats["by_status"] == {"COMPLETE": 2, "PARTIAL": 0, "PENDING": 1, "REJECTED": 0}
     assert stats["supplements"] == 1 and stats["dead_letters"] == 1 and stats["replies"] == 3
+
+
+def test_the_console_counts_an_answers_photos_without_decoding_them() -> None:
+    from switch.web.index import AnswerView, response_view_decoder
+
+    answer = LegAnswer(cid="c2", system="NCIC", leg=Leg(status="ACK", imn="I100000001", ms=3.0),
+                       images=[ImageRecord(system="NCIC", imn="I100000001", imt="M", doi="20250110",
+                                           image=JPEG, lno="X2")] * 2)
+    view = response_view_decoder.decode(msgspec.json.encode(answer))
+    assert isinstance(view, AnswerView)
+    assert (view.cid, view.system, view.leg.imn, len(view.images)) == ("c2", "NCIC", "I100000001", 2)
+    assert not hasattr(view.images[0], "image")  # the photo's bytes were skipped, not decoded
+    manifest = Manifest(cid="c2", mid="m2", ori="IL0160000", mke="QIM", expected=["NCIC"], skipped={},
+                        deadline=0.0, created=0.0, lno="X2", timeout_s=10.0)
+    assert response_view_decoder.decode(msgspec.json.encode(manifest)) == manifest
+    idx = TransactionIndex()
+    idx.add_answer(view, "2025-01-10T00:00:00.020Z")
+    assert [(a["system"], a["images"]) for a in idx.search("c2")[0]["answers"]] == [("NCIC", 2)]
