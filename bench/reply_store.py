@@ -37,7 +37,7 @@ import msgspec
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.soak import IMTS, Traffic, spawn, wait_answering  # noqa: E402
+from bench.soak import IMTS, Traffic, spawn, stop_all, wait_answering  # noqa: E402
 from services.seeding import seed_stores  # noqa: E402
 from switch.contract.messages import reply_decoder  # noqa: E402
 from switch.kafka.clients import make_consumer, make_producer  # noqa: E402
@@ -208,15 +208,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         if reader is not None:
             reader.cancel()
-        for p in popen.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in popen.values():
-            try:
-                p.wait(40)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_all(popen.values())
         broker.stop()
         if not args.keep:
             shutil.rmtree(home, ignore_errors=True)

@@ -41,6 +41,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -436,6 +437,20 @@ def spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
                                 stdin=subprocess.DEVNULL, cwd=ROOT)
 
 
+def stop_all(procs: Iterable[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM every process still running, then wait up to 40 s each (then kill)."""
+    procs = list(procs)
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(40)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     # SIGTERM or SIGINT (ignored by a background job's default) end the soak early, still
     # stopping every process and the broker it started.
@@ -490,15 +505,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         res["home"] = str(home)
         return res
     finally:
-        for p in popen.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in popen.values():
-            try:
-                p.wait(40)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_all(popen.values())
         broker.stop()
         if not args.keep:
             shutil.rmtree(home, ignore_errors=True)
