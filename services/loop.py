@@ -1,8 +1,12 @@
 """The Kafka loop of a simulated system of record (LEADS or NCIC). Thin: the rules are
 in `rules.py`, the controls in `controls.py`.
 
+Records are partitioned: the store of leg partition p holds the records whose LNO
+hashes to p (services/stores.py), so any number of instances share the work, each
+applying the partitions the consumer group gives it.
+
 Exactly-once effect from at-least-once delivery: each batch of leg requests is applied
-in one SQLite transaction (the answers stored with the changes), then the answers and
+in one SQLite transaction per partition (the answers stored with the changes), then the answers and
 audit entries are sent, and the consumer offsets are committed only once the broker
 has acknowledged all of them. A crash anywhere re-delivers the batch; applying it again
 changes nothing and sends the same stored answers (queries excepted: they are answered
@@ -50,12 +54,18 @@ from opentelemetry.trace import Span
 
 from services.controls import DOWN_FORWARD, Controls
 from services.deadline import LOG_APPEND_TIME, overdue_s
-from services.directory import publish_directory, publish_imn_floor
+from services.directory import (
+    publish_directory,
+    publish_image_owners,
+    publish_imn_floor,
+    send_image_owner,
+)
 from services.rules import DeadlinePassed, serve_leg
 from services.store import Store, StoreFull
 from services.storefull import FullStoreGuard
+from services.stores import SystemStores
 from switch import tracing
-from switch.contract.internal import LegRequest, leg_request_decoder
+from switch.contract.internal import LegRequest, leg_request_decoder, parse_shared_imn
 from switch.contract.messages import (
     Control,
     control_decoder,
@@ -90,6 +100,7 @@ async def run_service(
     ready: asyncio.Event | None = None,
     wall: Callable[[], float] = time.time,
     metrics: Metrics | None = None,
+    instance: str = "0",
 ) -> None:
     """Serve `system`'s leg requests until `stop` is set (or the task is cancelled).
 
@@ -98,7 +109,8 @@ async def run_service(
     set once the service consumes requests (for LEADS: after the directory is out);
     `wall` is this host's wall clock (a test gives a skewed one).
     """
-    service = Service(settings, system, controls=controls, wall=wall, metrics=metrics)
+    service = Service(settings, system, controls=controls, wall=wall, metrics=metrics,
+                      instance=instance)
     await service.run(stop=stop or asyncio.Event(), control=control, ready=ready)
 
 
@@ -113,8 +125,10 @@ class Service:
         controls: Controls | None = None,
         wall: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
+        instance: str = "0",
     ):
         self.settings = settings
+        self.instance = instance  # for the logs: the work is shared by partition
         self.metrics = metrics or Metrics()
         self.tracer = tracing.tracer(system.lower())
         # This host's wall clock: for local facts only (dates of entries, `answered`,
@@ -127,9 +141,9 @@ class Service:
         self.component = self.system.lower()
         self._lag = LagReporter(self.metrics, self.component)
         self.controls = controls or Controls(self.system)
-        self.log = get_logger(self.component)
+        self.log = get_logger(self.component).bind(instance=instance)
         self.topics = settings.topics
-        self.store: Store | None = None
+        self.stores: SystemStores | None = None
         self.producer: AIOKafkaProducer | None = None
         self.answered = 0
         self.dropped = 0
@@ -137,7 +151,7 @@ class Service:
         self._tail: asyncio.Task[None] | None = None  # the last batch in flight
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._redeliver: dict[TopicPartition, int] = {}  # first offsets to read again
-        self.full = FullStoreGuard(self.system, settings.store_path(self.system), self.log)
+        self.full = FullStoreGuard(self.system, settings.store_dir(self.system), self.log)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -148,7 +162,7 @@ class Service:
         control: Control | None = None,
         ready: asyncio.Event | None = None,
     ) -> None:
-        store = self.store = Store(self.settings.store_path(self.system), self.system)
+        stores = self.stores = SystemStores(self.settings, self.system)
         producer = self.producer = make_producer(self.settings)
         ctl = make_consumer(self.settings, self.topics.control, group_id=None)
         requests = make_consumer(
@@ -169,18 +183,20 @@ class Service:
                 self._apply_control(control, source="argument")
             tasks.append(asyncio.create_task(self._follow_controls(ctl)))
             if self.system == "LEADS":
-                floor = await publish_imn_floor(store, producer, self.topics.imns)
+                floor = await publish_imn_floor(stores, producer, self.topics.imns)
                 self.log.info("shared IMN floor published", highest=floor)
-                count, last = await publish_directory(store, producer, self.topics.records)
+                count, last = await publish_directory(stores, producer, self.topics.records)
+                images = await publish_image_owners(stores, producer, self.topics.records)
                 await producer.flush()
-                self.log.info("directory published", records=count)
+                self.log.info("directory published", records=count, shared_images=images)
                 tasks.append(asyncio.create_task(self._refresh_directory(last)))
             await requests.start()
             self.log.info(
                 "serving",
                 topic=self.topics.leg_requests(self.system),
                 mode=self.controls.mode,
-                records=store.record_count(),
+                records=stores.record_count(),
+                partitions=stores.partitions,
             )
             if ready is not None:
                 ready.set()
@@ -197,7 +213,7 @@ class Service:
             for client in (requests, ctl, producer):
                 with contextlib.suppress(Exception):
                     await client.stop()
-            store.close()
+            stores.close()
             self.log.info(
                 "stopped", answered=self.answered, dropped=self.dropped, unreadable=self.unreadable
             )
@@ -275,13 +291,13 @@ class Service:
 
     # ------------------------------------------------------------------ directory
 
-    async def _refresh_directory(self, last: int) -> None:
-        assert self.store is not None and self.producer is not None
+    async def _refresh_directory(self, last: dict[int, int]) -> None:
+        assert self.stores is not None and self.producer is not None
         while True:
             await asyncio.sleep(DIRECTORY_REFRESH_S)
             try:
                 count, last = await publish_directory(
-                    self.store, self.producer, self.topics.records, after_rowid=last
+                    self.stores, self.producer, self.topics.records, after_rowid=last
                 )
             except asyncio.CancelledError:
                 raise
@@ -347,18 +363,22 @@ class Service:
     ) -> None:
         """Apply a batch, then leave its sends and commit to a task, so the next batch
         is applied while this one's answers wait out their latency and their acks."""
-        assert self.store is not None
+        assert self.stores is not None
         started = time.perf_counter()
         starts = {tp: records[0].offset for tp, records in batch.items()}
         offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
         sends: list[Coroutine[Any, Any, None]] = []
-        # One SQLite transaction for the batch (each request in its own savepoint):
-        # one disk sync per batch, and nothing is sent before the changes are durable.
+        # One SQLite transaction per partition of the batch (each request in its own
+        # savepoint): one disk sync per partition store, and nothing is sent before the
+        # changes are durable. If one partition fails, the batch is redelivered whole:
+        # what was stored answers again with its stored answers.
         try:
-            with self.store.transaction():
-                for records in batch.values():
+            for tp, records in batch.items():
+                store = self.stores.store(tp.partition)
+                with store.transaction():
+                    others = self.stores.others(tp.partition)
                     for record in records:
-                        sends.extend(self._handle(record))
+                        sends.extend(self._handle(record, store, others))
         except Exception as exc:  # e.g. the disk is full: nothing applied, nothing sent
             for send in sends:
                 send.close()
@@ -372,7 +392,7 @@ class Service:
             return
         finally:
             structlog.contextvars.clear_contextvars()
-        self.full.stored(self.store.wrote)
+        self.full.stored(self.stores.wrote)
         applied = time.perf_counter()
         self._tail = asyncio.create_task(
             self._finish(consumer, sends, starts, offsets, self._tail, started, applied)
@@ -442,9 +462,11 @@ class Service:
         say("redelivering", partitions={str(tp): o for tp, o in self._redeliver.items()})
         self._redeliver.clear()
 
-    def _handle(self, record: ConsumerRecord[bytes, bytes]) -> list[Coroutine[Any, Any, None]]:
-        """Apply one leg request; return the sends it causes (answer, audit)."""
-        assert self.store is not None
+    def _handle(
+        self, record: ConsumerRecord[bytes, bytes], store: Store, others: list[Store]
+    ) -> list[Coroutine[Any, Any, None]]:
+        """Apply one leg request to its partition's store; return the sends it causes
+        (answer, audit, and for a shared IMN LEADS entered: the image's owner)."""
         structlog.contextvars.clear_contextvars()
         try:
             leg = leg_request_decoder.decode(record.value or b"")
@@ -476,7 +498,7 @@ class Service:
         late = overdue_s(append_ms=record.timestamp, timestamp_type=record.timestamp_type,
                          timeout_s=leg.timeout_s, broker_now=self.clock.now())
         try:
-            outcome = serve_leg(self.store, leg, self.controls, late_s=late,
+            outcome = serve_leg(store, leg, self.controls, late_s=late, others=others,
                                 now=datetime.fromtimestamp(self.wall(), UTC),
                                 renewal_days=self.settings.renewal_days)
         except StoreFull:
@@ -504,7 +526,11 @@ class Service:
         )
         status = a.leg.status if not a.leg.code else f"{a.leg.status}/{a.leg.code}"
         span.set_attribute("switch.outcome", status)
-        return [
+        sends = []
+        if (self.system == "LEADS" and mke == "EIM" and applied.imn and applied.lno
+                and parse_shared_imn(applied.imn) is not None):
+            sends.append(self._send_owner(applied.imn, applied.lno))
+        return [*sends,
             self._send_answer(leg.cid, applied.encoded, delay, headers, span),
             self._audit(
                 leg,
@@ -539,6 +565,10 @@ class Service:
         finally:
             span.end()
 
+    async def _send_owner(self, imn: str, lno: str) -> None:
+        assert self.producer is not None
+        await (await send_image_owner(self.producer, self.topics.records, imn, lno))
+
     async def _audit(self, leg: LegRequest, mke: str, event: str, headers: tracing.Headers,
                      **fields: Any) -> None:
         assert self.producer is not None
@@ -559,9 +589,10 @@ class Service:
         await fut
 
     def _prune(self) -> None:
-        assert self.store is not None
+        assert self.stores is not None
         try:
-            gone = self.store.prune_applied(self.wall() - APPLIED_KEEP_S)
+            gone = sum(store.prune_applied(self.wall() - APPLIED_KEEP_S)
+                       for _, store in self.stores.all())
         except Exception as exc:
             self.log.warning("pruning applied answers failed", error=repr(exc))
             return

@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from services.stores import read_only_union
 from switch.errors import SwitchError
 from switch.settings import Settings
 
@@ -133,18 +134,20 @@ def renewals(
                          records=int(total), no_photo=int(no_photo), due=int(due), items=items)
 
 
-def open_read_only(path: Path) -> sqlite3.Connection:
-    """A read-only connection to a store file; ReportError when there is none."""
-    if not path.is_file():
-        raise ReportError(
-            f"no store at {path}: seed one (`switch seed --count N`) or start the switch "
-            "(`switch up`), or point --home / SWITCH_HOME at the right folder"
-        )
+def open_read_only(paths: list[Path]) -> sqlite3.Connection:
+    """A read-only connection over a system's partition stores; ReportError when there is
+    none."""
     try:
-        db = sqlite3.connect(path.absolute().as_uri() + "?mode=ro", uri=True)
+        db = read_only_union(paths)
         db.execute("SELECT 1 FROM records LIMIT 1").fetchall()
+    except FileNotFoundError:
+        raise ReportError(
+            f"no store at {paths[0].parent if paths else '(none)'}: seed one (`switch seed "
+            "--count N`) or start the switch (`switch up`), or point --home / SWITCH_HOME at "
+            "the right folder"
+        ) from None
     except sqlite3.Error as exc:
-        raise ReportError(f"{path}: not a readable switch store: {exc}") from None
+        raise ReportError(f"{paths[0].parent}: not a readable switch store: {exc}") from None
     return db
 
 
@@ -159,7 +162,8 @@ def renewal_report(
 
     `today` defaults to the UTC date, as the services use for `renewal_due`.
     """
-    db = open_read_only(settings.store_path(system))
+    # An earlier version's single store, until a service splits it: read as it is.
+    db = open_read_only([*settings.store_paths(system), settings.legacy_store_path(system)])
     try:
         day = today or datetime.now(UTC).date()
         return renewals(db, today=day, renewal_days=settings.renewal_days, ori=ori)

@@ -28,6 +28,7 @@ Choices of this simulator **[SIM]**, beyond DOMAIN.md:
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -112,6 +113,7 @@ def serve_leg(
     late_s: float | None,
     now: datetime,
     renewal_days: int = 365,
+    others: Sequence[Store] = (),
 ) -> DeadlinePassed | Answer:
     """What a system does with one leg request, given how far past its deadline it is
     (`late_s`, None when it is not; deadline.py), in this order:
@@ -124,6 +126,8 @@ def serve_leg(
     A stored answer (a redelivery) is sent without the latency. A failure of the store
     is refused UNAVAILABLE so the loop goes on; but a full store (StoreFull) raises: the
     whole batch is rolled back and nothing of it may be answered (storefull.py).
+
+    `others`: the system's other partition stores, which a query also reads (see _query).
     """
     if isinstance(leg.request, QueryImage) and late_s is not None:
         return DeadlinePassed(late_s)
@@ -139,7 +143,7 @@ def serve_leg(
                                            text="REJECT SIMULATED REJECT", now=now, delay_s=delay)
             else:
                 applied = apply_request(store, leg, now=now, renewal_days=renewal_days,
-                                        delay_s=delay)
+                                        delay_s=delay, others=others)
     except StoreFull:
         raise
     except Exception as exc:
@@ -162,10 +166,12 @@ def apply_request(
     now: datetime | None = None,
     renewal_days: int = 365,
     delay_s: float = 0.0,
+    others: Sequence[Store] = (),
 ) -> Applied:
     """Apply one leg request to `store` and return the answer (stored for entries).
 
     `delay_s` is the simulated service time: the answer is stamped as answered then.
+    `others`: the system's other partition stores, read by queries only (see _query).
     """
     now = now or datetime.now(UTC)
     with store.transaction():
@@ -181,7 +187,7 @@ def apply_request(
         elif isinstance(req, CancelImage):
             result = _cancel(store, system, req, now)
         else:
-            result = _query(store, system, req, now.date(), renewal_days)
+            result = _query(store, system, req, now.date(), renewal_days, others)
         answer = LegAnswer(
             cid=leg.cid,
             system=system,
@@ -434,29 +440,46 @@ def _cancel(store: Store, system: str, req: CancelImage, now: datetime) -> _Resu
     )
 
 
-def _query(store: Store, system: str, req: QueryImage, today: date, renewal_days: int) -> _Result:
+def _query(
+    store: Store, system: str, req: QueryImage, today: date, renewal_days: int,
+    others: Sequence[Store] = (),
+) -> _Result:
+    """A query reads the leg's partition store first. An LNO's record is only ever there
+    (the router keys legs by LNO); a query by IMN or NIC the router could not resolve to
+    an LNO, and a name search (records of one name may hash to any partition), also read
+    `others`, the system's other partition stores (read only; entries never touch them)."""
     images: list[ImageRow] = []
-    records: list[RecordEntry] = []
+    records: list[tuple[RecordEntry, Store]] = []
     if req.imn:
         key = f"IMN/{req.imn}"
-        image = store.image_by_imn(req.imn)
-        if image is not None and image.status == ACTIVE:
-            images = [image]
-            rec = store.record_by_lno(image.lno)
-            records = [rec] if rec else []
-    elif req.lno or req.nic:
-        key = f"LNO/{req.lno}" if req.lno else f"NIC/{req.nic}"
-        rec = store.record_by_lno(req.lno) if req.lno else store.record_by_nic(req.nic or "")
-        records = [rec] if rec else []
+        for s in (store, *others):
+            image = s.image_by_imn(req.imn)
+            if image is not None and image.status == ACTIVE:
+                images = [image]
+                rec = s.record_by_lno(image.lno)
+                records = [(rec, s)] if rec else []
+                break
+    elif req.lno:
+        key = f"LNO/{req.lno}"
+        rec = store.record_by_lno(req.lno)
+        records = [(rec, store)] if rec else []
+    elif req.nic:
+        key = f"NIC/{req.nic}"
+        for s in (store, *others):
+            if (rec := s.record_by_nic(req.nic)) is not None:
+                records = [(rec, s)]
+                break
     elif req.nam and req.sex and req.dob:
         key = f"NAM/{req.nam} SEX/{req.sex} DOB/{req.dob}"
-        records = store.records_by_person(req.nam, req.sex, req.dob)
+        records = sorted(((r, s) for s in (store, *others)
+                          for r in s.records_by_person(req.nam, req.sex, req.dob)),
+                         key=lambda found: found[0].lno)
     else:
         return _reject(system, Codes.MISSING_FIELD, "QIM NEEDS IMN, LNO, NIC OR NAM/SEX/DOB")
     if not req.imn:
-        for rec in records:
-            images.extend(store.active_images(rec.lno))
-    first = records[0] if records else None
+        for rec, s in records:
+            images.extend(s.active_images(rec.lno))
+    first = records[0][0] if records else None
     lno = first.lno if first else None
     nic = first.nic if first else None
     if not records and not images:

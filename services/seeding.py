@@ -1,12 +1,13 @@
-"""Writing a synthetic population into both stores (`switch seed`, and `switch up` on
-empty stores). LEADS gets every record, NCIC the SOR ones; both agree by construction.
+"""Writing a synthetic population into both systems' stores (`switch seed`, and `switch up`
+on empty stores). LEADS gets every record, NCIC the SOR ones; both agree by construction.
+Each record goes to the store of its LNO's leg partition (services/stores.py).
 Harmless to repeat: records already on file are left alone.
 """
 
 from __future__ import annotations
 
 from services.population import generate
-from services.store import Store
+from services.stores import SystemStores
 from switch.contract.internal import RecordEntry
 from switch.settings import Settings
 
@@ -19,18 +20,15 @@ def seed_stores(
     """Generate `count` records from `seed` and insert them into the LEADS and NCIC stores."""
     entries = generate(count, seed, sor_share=sor_share)
     for system in SYSTEMS:
-        with Store(settings.store_path(system), system) as store:
-            store.insert_records(entries)  # NCIC's store keeps the SOR records only
+        with SystemStores(settings, system) as stores:
+            stores.insert_records(entries)  # NCIC's stores keep the SOR records only
     return entries
 
 
 def stores_empty(settings: Settings) -> bool:
-    """True when neither store holds a record (missing stores count as empty)."""
+    """True when neither system holds a record (missing stores count as empty)."""
     for system in SYSTEMS:
-        path = settings.store_path(system)
-        if not path.exists():
-            continue
-        with Store(path, system) as store:
-            if store.record_count():
+        with SystemStores(settings, system) as stores:
+            if stores.record_count():
                 return False
     return True

@@ -448,6 +448,14 @@ class Store:
                 found.append(str(row[0]))
         return found
 
+    def shared_image_owners(self) -> list[tuple[str, str]]:
+        """(IMN, LNO) of every shared IMN on file, cancelled ones included."""
+        rows = self._db.execute(
+            "SELECT DISTINCT imn, lno FROM images WHERE imn GLOB ? ORDER BY imn",
+            ("I" + "[0-9]" * 9,),
+        ).fetchall()
+        return [(str(imn), str(lno)) for imn, lno in rows]
+
     def image_count(self, *, status: str | None = None) -> int:
         if status is None:
             row = self._db.execute("SELECT count(*) FROM images").fetchone()

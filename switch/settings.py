@@ -245,7 +245,20 @@ class Settings:
     def reply_prefix(self) -> str:
         return self.topics.replies
 
-    def store_path(self, system: str) -> Path:
+    def store_dir(self, system: str) -> Path:
+        """Where `system`'s stores live: one file per leg-requests partition."""
+        return self.home / "stores" / system.lower()
+
+    def store_path(self, system: str, partition: int) -> Path:
+        """The store of the records of `system` whose LNO hashes to `partition`."""
+        return self.store_dir(system) / f"p{partition}.sqlite3"
+
+    def store_paths(self, system: str) -> list[Path]:
+        """Every partition's store of `system`, in partition order."""
+        return [self.store_path(system, p) for p in range(self.topics.partitions)]
+
+    def legacy_store_path(self, system: str) -> Path:
+        """Where earlier versions kept a system's one store file (services/stores.py splits it)."""
         return self.home / "stores" / f"{system.lower()}.sqlite3"
 
     def with_overrides(self, **changes: Any) -> Settings:

@@ -1,15 +1,16 @@
 """`switch up --instances N`: the stages as separate `switch run` child processes.
 
 Each child is one component, one instance: N routers (`--instance 0..N-1`), N
-correlators, one LEADS, one NCIC. The parent restarts a child that dies (with a backoff;
+correlators, N LEADS and N NCIC (the services share the work by partition: their stores
+are per partition, services/stores.py). The parent restarts a child that dies (with a backoff;
 the same instance id, so the new process fences its predecessor's transactions), stops
 them all on Ctrl-C or SIGTERM (SIGTERM, then SIGKILL after a grace period), and leaves no
 orphan: each child is also asked by the kernel to die with its parent
 (PR_SET_PDEATHSIG), so even a `kill -9` of `switch up` takes them down. The children's
 log lines go to stderr prefixed with `[name.instance]`. With metrics on
 (SWITCH_METRICS_PORT=base), each child serves its own on base + its index in
-`child_specs` (LEADS base, NCIC base+1, then correlator i base+2+2i, router i base+3+2i);
-the parent serves none.
+`child_specs` (LEADS base, NCIC base+1, then correlator i base+2+2i, router i base+3+2i,
+then LEADS i and NCIC i, i >= 1, after them); the parent serves none.
 """
 
 from __future__ import annotations
@@ -44,18 +45,20 @@ class ChildSpec:
 
     def argv(self) -> list[str]:
         args = [sys.executable, "-m", "switch.cli.main", "run", self.component]
-        if self.component in ("router", "correlator"):
-            args += ["--instance", self.instance]
+        args += ["--instance", self.instance]
         return args
 
 
 def child_specs(instances: int) -> list[ChildSpec]:
-    """LEADS first (it publishes the record directory), then NCIC, then N of each stage."""
+    """LEADS first (it publishes the record directory), then NCIC, then N of each stage,
+    then the other LEADS and NCIC instances (so the first children keep their ports)."""
     if instances < 1:
         raise ValueError("--instances: at least 1")
     specs = [ChildSpec("leads", "0"), ChildSpec("ncic", "0")]
     for i in range(instances):
         specs += [ChildSpec("correlator", str(i)), ChildSpec("router", str(i))]
+    for i in range(1, instances):
+        specs += [ChildSpec("leads", str(i)), ChildSpec("ncic", str(i))]
     return specs
 
 

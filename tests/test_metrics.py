@@ -121,7 +121,7 @@ def test_each_child_of_switch_up_instances_gets_base_plus_its_index() -> None:
     envs = child_envs(_settings(SWITCH_METRICS_PORT="9464"), specs, base={})
     ports = {s.label: int(e["SWITCH_METRICS_PORT"]) for s, e in zip(specs, envs, strict=True)}
     assert ports == {"leads.0": 9464, "ncic.0": 9465, "correlator.0": 9466, "router.0": 9467,
-                     "correlator.1": 9468, "router.1": 9469}
+                     "correlator.1": 9468, "router.1": 9469, "leads.1": 9470, "ncic.1": 9471}
     off = child_envs(_settings(), specs, base={"SWITCH_METRICS_PORT": "9464"})
     assert {e["SWITCH_METRICS_PORT"] for e in off} == {"0"}  # off for the parent: off for all
 
@@ -144,4 +144,4 @@ def test_the_ready_line_says_where_the_metrics_are() -> None:
     assert metrics_note(_settings(), None) == ""
     on = _settings(SWITCH_METRICS_PORT="9464")
     assert metrics_note(on, None) == "metrics on http://127.0.0.1:9464/metrics; "
-    assert "to 9469" in metrics_note(on, 2)  # 6 children: 9464..9469
+    assert "to 9471" in metrics_note(on, 2)  # 8 children: 9464..9471

@@ -38,7 +38,8 @@ def component_runner(
     settings = settings.as_principal(name)
     if name in ("leads", "ncic"):
         async def run_svc(stop: asyncio.Event) -> None:
-            await run_service(settings, name.upper(), stop=stop, ready=ready, metrics=metrics)
+            await run_service(settings, name.upper(), stop=stop, ready=ready, metrics=metrics,
+                              instance=instance)
         return run_svc
     stages: dict[str, type[Router] | type[Correlator]] = {"router": Router, "correlator": Correlator}
     if name in stages:

@@ -26,10 +26,12 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--seed-if-empty", type=int, nargs="?", const=1000, default=None, metavar="N",
                    help="leads: seed N synthetic records (default 1000) if the stores are empty")
     p.add_argument("--instance", default=None, metavar="ID",
-                   help="router, correlator: this instance's id (letters, digits, '-', '_'; "
-                   "default: SWITCH_INSTANCE, else 0). It names the transactional id and the "
-                   "local cache files: a restart with the same id fences its predecessor; "
-                   "each running instance needs its own")
+                   help="this instance's id (letters, digits, '-', '_'; default: "
+                   "SWITCH_INSTANCE, else 0). Router, correlator: it names the transactional id "
+                   "and the local cache files: a restart with the same id fences its "
+                   "predecessor; each running instance needs its own. LEADS, NCIC: the "
+                   "instances share the partitions' stores under SWITCH_HOME; the id names "
+                   "the instance in the logs")
     add_metrics_port(p)
     p.set_defaults(func=run)
 

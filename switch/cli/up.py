@@ -34,10 +34,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                    help="records to seed when the stores are empty (default 1000)")
     p.add_argument("--seed", type=int, default=1, help="seed of the synthetic population")
     p.add_argument("--instances", type=int, default=1, metavar="N",
-                   help="run N routers and N correlators (and one LEADS, one NCIC) as separate "
+                   help="run N of each stage (router, correlator, LEADS, NCIC) as separate "
                    "child processes, restarted when they die, their log lines on stderr "
-                   "prefixed [component.instance] (default 1: four processes, so every core "
-                   "is used)")
+                   "prefixed [component.instance]; the instances of a stage share its "
+                   "partitions (default 1: four processes, so every core is used)")
     p.add_argument("--web-port", type=int, default=DEFAULT_PORT, metavar="PORT",
                    help=f"serve the web console (`switch web`) on 127.0.0.1:PORT (default "
                    f"{DEFAULT_PORT}; 0: any free port); its address is in the ready line")
@@ -126,5 +126,5 @@ def metrics_note(settings: Settings, instances: int | None) -> str:
     url = f"http://{settings.metrics_host}:{settings.metrics_port}/metrics"
     if instances is None:
         return f"metrics on {url}; "
-    last = settings.metrics_port + 2 * instances + 1
+    last = settings.metrics_port + 4 * instances - 1
     return f"metrics on {url} and the next ports to {last}, one a child; "

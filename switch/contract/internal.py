@@ -5,7 +5,7 @@ keyed by the record's LNO (NIC for NCIC) so one record's entries stay in order.
 Router and services -> correlator: `Manifest`, `LegAnswer` and `DuplicateNotice` on
 `<prefix>.responses`, keyed by cid, so one transaction's messages share a partition
 and the manifest comes first. LEADS -> router: `RecordEntry` on `<prefix>.records`
-(compacted, keyed by LNO), the record directory.
+(compacted, keyed by LNO), the record directory, and `ImageOwner` (keyed `imn/<IMN>`).
 All are JSON (msgspec), so `kafka-console-consumer` shows them readably.
 """
 
@@ -27,6 +27,23 @@ class RecordEntry(msgspec.Struct, kw_only=True, frozen=True):
     nam: str | None = None
     sex: str | None = None
     dob: str | None = None
+
+
+class ImageOwner(msgspec.Struct, kw_only=True, frozen=True):
+    """On the records topic too, key `imn/<IMN>`: the record a shared IMN was entered on,
+    published by LEADS (at start-up for every shared image on file, then as it enters
+    them). The router keys a request addressed by a shared IMN by that LNO, so it reaches
+    the partition (and the service instance) whose store holds the image."""
+
+    imn: str
+    lno: str
+
+
+IMAGE_OWNER_PREFIX = "imn/"
+
+
+def image_owner_key(imn: str) -> str:
+    return IMAGE_OWNER_PREFIX + imn
 
 
 class LegRequest(msgspec.Struct, kw_only=True, frozen=True):
@@ -172,6 +189,7 @@ changelog_decoder = msgspec.json.Decoder(ChangelogRecord)
 response_decoder = msgspec.json.Decoder(ResponseMessage)
 leg_request_decoder = msgspec.json.Decoder(LegRequest)
 record_decoder = msgspec.json.Decoder(RecordEntry)
+image_owner_decoder = msgspec.json.Decoder(ImageOwner)
 
 
 class ImnSequence(msgspec.Struct, kw_only=True, frozen=True, tag="sequence", tag_field="kind"):

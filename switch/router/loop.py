@@ -33,7 +33,14 @@ from opentelemetry.trace import Span
 
 from switch import tracing
 from switch.contract.deadletter import bounded_key, dead_letter
-from switch.contract.internal import DuplicateNotice, LegRequest, Manifest, record_decoder
+from switch.contract.internal import (
+    IMAGE_OWNER_PREFIX,
+    DuplicateNotice,
+    LegRequest,
+    Manifest,
+    image_owner_decoder,
+    record_decoder,
+)
 from switch.contract.messages import (
     AnyRequest,
     Codes,
@@ -306,9 +313,21 @@ class Router:
             if not self.bindings.apply(rec.key, rec.value):
                 self.log.warning("unreadable agency binding", offset=rec.offset)
             return
+        key = rec.key.decode() if rec.key else ""
+        if key.startswith(IMAGE_OWNER_PREFIX):
+            if rec.value is None:
+                self.directory.forget_image(key[len(IMAGE_OWNER_PREFIX):])
+                return
+            try:
+                owner = image_owner_decoder.decode(rec.value)
+            except msgspec.DecodeError:
+                self.log.warning("unreadable image owner", offset=rec.offset)
+                return
+            self.directory.note_image(owner.imn, owner.lno)
+            return
         if rec.value is None:
-            if rec.key:
-                self.directory.remove(rec.key.decode())
+            if key:
+                self.directory.remove(key)
             return
         try:
             self.directory.put(record_decoder.decode(rec.value))
@@ -558,6 +577,10 @@ class Router:
         if image is not None:
             req = msgspec.structs.replace(req, image=image.data)
         rec = decision.record
+        if decision.imn and rec is not None:
+            # Known at once to this router, which sees every later request of this ORI;
+            # to the others when LEADS publishes the image's owner.
+            self.directory.note_image(decision.imn, rec.lno)
         manifest = Manifest(
             cid=cid, mid=req.mid, ori=req.ori, mke=mke_of(req), expected=list(decision.expected),
             skipped=dict(decision.skipped), deadline=deadline, created=now,

@@ -14,7 +14,8 @@ from __future__ import annotations
 import re
 
 import msgspec
-from aiokafka.partitioner import murmur2
+
+from switch.kafka.keys import key_partition
 
 INSTANCE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 ORI_MAX = 64  # longer than any ORI (9 characters): not worth a hop; judged where it is
@@ -55,9 +56,7 @@ def ori_of(raw: bytes | None) -> str | None:
 
 def ori_partition(ori: str, partitions: int) -> int:
     """The partition Kafka's default partitioner gives the key `ori` (murmur2)."""
-    if partitions < 1:
-        raise ValueError("partitions: at least 1")
-    return int(murmur2(ori.encode()) & 0x7FFFFFFF) % partitions
+    return key_partition(ori, partitions)
 
 
 def owner_partition(raw: bytes | None, arrived_on: int, partitions: int) -> int:

@@ -163,7 +163,9 @@ def _by_imn(
             if dob_error:
                 return dob_error
         return Route(expected=(LEADS,), skipped={NCIC: VOAY_IMN_SKIP}, record=rec, key=lno)
-    return Route(expected=(LEADS, NCIC), key=imn)
+    # A shared IMN: keyed by its record's LNO (ImageOwner), so the leg reaches the store
+    # that holds the image; an IMN never entered goes anywhere and is answered NOT ON FILE.
+    return Route(expected=(LEADS, NCIC), key=directory.lno_of_imn(imn) or imn)
 
 
 def _query(req: QueryImage, directory: Directory) -> Route | Refusal:

@@ -14,6 +14,7 @@ from services.renewals import cutoff_for, open_read_only, renewals
 from services.rules import apply_request, renewal_due
 from services.seeding import seed_stores
 from services.store import Store
+from services.stores import SystemStores
 from switch.cli import report
 from switch.cli.main import build_parser
 from switch.contract.internal import LegRequest, RecordEntry
@@ -41,15 +42,16 @@ def seeded(tmp_path: Path) -> tuple[Settings, list[RecordEntry], dict[str, Recor
     settings = Settings.from_env({}, home=tmp_path / "home", bootstrap_servers="127.0.0.1:1")
     records = seed_stores(settings, 30, 5)
     with_photo: dict[str, RecordEntry] = {}
-    with Store(settings.store_path("LEADS"), "LEADS") as store:
+    with SystemStores(settings, "LEADS") as stores:
         for n, (name, doi) in enumerate(DOIS.items()):
             with_photo[name] = records[n]
-            enter(store, records[n], "M", doi, n)
+            enter(stores.for_lno(records[n].lno), records[n], "M", doi, n)
         # A signature alone is no mugshot; a cancelled old mugshot leaves none.
-        enter(store, records[4], "S", DOIS["fresh"], 4)
-        imn = enter(store, records[5], "M", DOIS["old"], 5)
-        apply_request(store, LegRequest(cid="c-x", system="LEADS", deadline=0.0, request=CancelImage(
-            mid="x", ori=records[5].ori, imn=imn, doc="20250101")), now=NOW)
+        enter(stores.for_lno(records[4].lno), records[4], "S", DOIS["fresh"], 4)
+        imn = enter(stores.for_lno(records[5].lno), records[5], "M", DOIS["old"], 5)
+        cancel = CancelImage(mid="x", ori=records[5].ori, imn=imn, doc="20250101")
+        apply_request(stores.for_lno(records[5].lno),
+                      LegRequest(cid="c-x", system="LEADS", deadline=0.0, request=cancel), now=NOW)
     return settings, records, with_photo
 
 
@@ -60,7 +62,7 @@ def args_for(settings: Settings, *argv: str):  # type: ignore[no-untyped-def]
 
 def test_missing_and_due_are_listed_current_ones_are_not(seeded) -> None:  # type: ignore[no-untyped-def]
     settings, records, with_photo = seeded
-    db = open_read_only(settings.store_path("LEADS"))
+    db = open_read_only(settings.store_paths("LEADS"))
     try:
         rep = renewals(db, today=TODAY)
     finally:

@@ -28,9 +28,11 @@ import pytest
 from aiokafka import TopicPartition
 from PIL import Image
 
+from services.stores import read_only_union
 from switch.contract.internal import RecordEntry
 from switch.contract.messages import Reply, reply_decoder
 from switch.kafka.clients import make_consumer, make_producer
+from switch.kafka.keys import key_partition
 from switch.settings import Settings
 
 COMPONENT_NAMES = ("leads", "ncic", "correlator", "router")
@@ -269,7 +271,8 @@ def check_acks_match_stores(
     that record and that transaction; LEADS and NCIC name the same IMN; every EIM ended
     COMPLETE. (A batch a killed router had open was routed again: the numbers in the
     stores are the reply's.)"""
-    stores = {s: sqlite3.connect(settings.store_path(s)) for s in ("LEADS", "NCIC")}
+    check_partitioned(settings)
+    stores = {s: read_only_union(settings.store_paths(s)) for s in ("LEADS", "NCIC")}
     try:
         for r in requests:
             if r["mke"] != "EIM":
@@ -296,6 +299,24 @@ def check_acks_match_stores(
             db.close()
 
 
+def check_partitioned(settings: Settings) -> None:
+    """Each partition store holds only the records, and the images, whose LNO hashes to
+    its partition: the leg requests reached the store that owns their record."""
+    n = settings.topics.partitions
+    for system in ("LEADS", "NCIC"):
+        for p, path in enumerate(settings.store_paths(system)):
+            if not path.exists():
+                continue
+            db = sqlite3.connect(path)
+            try:
+                for table in ("records", "images"):
+                    lnos = [lno for (lno,) in db.execute(f"SELECT DISTINCT lno FROM {table}")]
+                    strays = [lno for lno in lnos if key_partition(lno, n) != p]
+                    assert not strays, f"{system} p{p} {table} holds other partitions' {strays[:5]}"
+            finally:
+                db.close()
+
+
 async def diagnose(settings: Settings, cids: list[str]) -> str:
     """Where did these transactions stop? (responses, leg topics, stores)"""
     from switch.kafka.readall import read_to_end
@@ -314,7 +335,7 @@ async def diagnose(settings: Settings, cids: list[str]) -> str:
     for cid in cids:
         applied = {}
         for s in ("LEADS", "NCIC"):
-            db = sqlite3.connect(settings.store_path(s))
+            db = read_only_union(settings.store_paths(s))
             applied[s] = db.execute("SELECT COUNT(*) FROM applied WHERE cid = ?", (cid,)).fetchone()[0]
             db.close()
         out.append(f"cid {cid}: applied {applied}; records: " + " | ".join(found[cid]))

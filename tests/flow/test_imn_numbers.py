@@ -5,13 +5,13 @@ floor LEADS publishes from its store at start-up."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 
 import msgspec
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from services.seeding import seed_stores
+from services.stores import read_only_union
 from switch.cli.app import COMPONENTS, run_components
 from switch.client import SwitchClient, new_mid
 from switch.contract.internal import ImnSequence, RecordEntry
@@ -61,7 +61,7 @@ async def _recreate(settings: Settings, names: list[str]) -> None:
 
 
 def _stored(settings: Settings, system: str, imn: str) -> list[tuple[str, str]]:
-    db = sqlite3.connect(settings.store_path(system))
+    db = read_only_union(settings.store_paths(system))
     try:
         return db.execute("SELECT lno, status FROM images WHERE imn = ?", (imn,)).fetchall()
     finally:

@@ -1,18 +1,19 @@
-"""Scale-out on the real broker: several routers and correlators as `switch run` processes.
+"""Scale-out on the real broker: several instances of every stage as `switch run` processes.
 
 - The mid test: the same mid and content sent at once under two Kafka keys that land on
   partitions owned by two different routers (and a third copy later) is applied once and
   answered once as the original, the others as duplicates.
-- Two routers and two correlators with one LEADS and one NCIC, 2,000 requests of mixed
-  traffic: one router and one correlator killed with kill -9 and a third instance of each
-  added while it flows: exactly one reply per request, every ACK matching the stores.
+- Two routers, two correlators, two LEADS and two NCIC, 2,000 requests of mixed traffic:
+  one instance of each stage killed with kill -9 and a third instance of each added while
+  it flows: exactly one reply per request, every ACK matching the stores, every record
+  and image in the store of its LNO's partition, and each service instance having
+  applied leg requests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import time
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import msgspec
 import pytest
 
 from services.seeding import seed_stores
+from services.stores import read_only_union
 from switch.kafka.clients import make_producer
 from switch.router.partitioning import ori_partition
 from switch.settings import Settings
@@ -120,7 +122,7 @@ async def test_same_mid_through_two_routers_is_applied_once(kafka_settings: Sett
     assert originals[0].status == "COMPLETE", originals[0].text
     assert all(r.cid == originals[0].cid for r in got)
     for system in ("LEADS", "NCIC"):
-        db = sqlite3.connect(settings.store_path(system))
+        db = read_only_union(settings.store_paths(system))
         try:
             held = db.execute("SELECT imn, cid FROM images WHERE lno = ? AND status = 'active' "
                               "AND imt = 'M' AND doi = '20250101'", (rec.lno,)).fetchall()
@@ -143,12 +145,11 @@ async def test_two_of_each_stage_kill_and_add_while_it_flows(
     settings = kafka_settings.with_overrides(deadline_s=30.0)
     records = seed_stores(settings, 700, 13)
     requests = bulletin_requests(records, REQUESTS, "scale")
-    comps = [Component("leads", settings, tmp_path), Component("ncic", settings, tmp_path)]
     stages = {(name, i): Component(name, settings, tmp_path, instance=i, env=FAST_TXN)
-              for name in ("router", "correlator") for i in ("0", "1")}
-    for c in comps + list(stages.values()):
+              for name in ("leads", "ncic", "router", "correlator") for i in ("0", "1")}
+    for c in stages.values():
         c.start()
-    everyone = comps + list(stages.values())
+    everyone = list(stages.values())
     reader = ReplyReader(settings)
     await reader.start()
     producer = make_producer(settings)
@@ -156,10 +157,14 @@ async def test_two_of_each_stage_kill_and_add_while_it_flows(
     try:
         await wait_for(lambda: all(owned(stages[("router", i)]) is not None for i in "01"), 90,
                        "the routers' first assignment")
-        events = {int(REQUESTS * 0.25): ("kill", "router", "0"),
+        events = {int(REQUESTS * 0.2): ("kill", "router", "0"),
+                  int(REQUESTS * 0.3): ("kill", "leads", "0"),
                   int(REQUESTS * 0.4): ("kill", "correlator", "1"),
+                  int(REQUESTS * 0.45): ("kill", "ncic", "1"),
                   int(REQUESTS * 0.55): ("add", "router", "2"),
-                  int(REQUESTS * 0.65): ("add", "correlator", "2")}
+                  int(REQUESTS * 0.6): ("add", "leads", "2"),
+                  int(REQUESTS * 0.65): ("add", "correlator", "2"),
+                  int(REQUESTS * 0.7): ("add", "ncic", "2")}
         t0 = time.monotonic()
         for i, req in enumerate(requests):
             if i in events:
@@ -167,7 +172,8 @@ async def test_two_of_each_stage_kill_and_add_while_it_flows(
                 if what == "kill":
                     stages[(name, inst)].kill9()
                 else:
-                    c = Component(name, settings, tmp_path, instance=inst, env=FAST_TXN)
+                    c = stages[(name, inst)] = Component(name, settings, tmp_path,
+                                                         instance=inst, env=FAST_TXN)
                     c.start()
                     everyone.append(c)
             key = req["ori"] if i % 2 else req["lno"]  # half of them take the extra hop
@@ -183,3 +189,17 @@ async def test_two_of_each_stage_kill_and_add_while_it_flows(
         for c in everyone:
             c.stop()
     await check_replies_and_stores(settings, requests, reader.replies, everyone)
+    # The services shared the work: each instance stopped cleanly had answered leg requests.
+    for name, inst in (("leads", "1"), ("leads", "2"), ("ncic", "0"), ("ncic", "2")):
+        assert stopped_answered(stages[(name, inst)]) > 0, f"{name}.{inst} answered nothing"
+
+
+def stopped_answered(comp: Component) -> int:
+    """How many leg requests a service answered, from its last `stopped` log line."""
+    for line in reversed(comp.log.read_text(errors="replace").splitlines()):
+        if '"stopped"' in line:
+            try:
+                return int(json.loads(line)["answered"])
+            except (ValueError, KeyError):
+                continue
+    raise AssertionError(f"{comp.log.name}: no stopped line")

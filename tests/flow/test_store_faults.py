@@ -29,6 +29,7 @@ import pytest
 
 from services.seeding import seed_stores
 from services.store import COMMIT_DELAY_ENV, QUOTA_ENV
+from services.stores import read_only_union
 from switch.contract.internal import RecordEntry
 from switch.contract.messages import Reply
 from switch.settings import Settings
@@ -71,7 +72,7 @@ class SmallDisk:
 
     def __init__(self, settings: Settings, tmp_path: Path, want: str) -> None:
         self.settings = settings
-        self.dir = settings.store_path("LEADS").parent
+        self.dir = settings.store_dir("LEADS").parent
         self.dir.mkdir(parents=True, exist_ok=True)
         self.quota_files = {s: tmp_path / f"quota-{s.lower()}" for s in SYSTEMS}
         # A real small filesystem where it can be mounted; else (or when asked) the quota.
@@ -93,9 +94,11 @@ class SmallDisk:
             subprocess.run(["mount", "-o", f"remount,size={used_k + 160}k", str(self.dir)], check=True)
             return
         for system in SYSTEMS:
-            db = sqlite3.connect(self.settings.store_path(system))
-            pages = db.execute("PRAGMA page_count").fetchone()[0]
-            db.close()
+            pages = 0  # every partition store gets the quota: the largest has 20 pages left
+            for path in self.settings.store_paths(system):
+                db = sqlite3.connect(path)
+                pages = max(pages, db.execute("PRAGMA page_count").fetchone()[0])
+                db.close()
             self.quota_files[system].write_text(str(pages + 20))
 
     def free(self) -> None:
@@ -124,7 +127,7 @@ def small_disk(kafka_settings: Settings, tmp_path: Path,
 def unstored_acks(settings: Settings, replies: dict[str, list[Reply]]) -> list[str]:
     """Every ACK so far (first replies and supplements) whose image the store lacks."""
     bad = []
-    dbs = {s: sqlite3.connect(f"file:{settings.store_path(s)}?mode=ro", uri=True) for s in SYSTEMS}
+    dbs = {s: read_only_union(settings.store_paths(s)) for s in SYSTEMS}
     try:
         for mid, rs in replies.items():
             for reply in rs:

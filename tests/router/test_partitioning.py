@@ -108,9 +108,9 @@ def test_offset_marks_kept_highest(tmp_path) -> None:  # type: ignore[no-untyped
 def test_child_processes_of_switch_up() -> None:
     specs = child_specs(2)
     assert [s.label for s in specs] == ["leads.0", "ncic.0", "correlator.0", "router.0",
-                                        "correlator.1", "router.1"]
+                                        "correlator.1", "router.1", "leads.1", "ncic.1"]
     assert specs[3].argv()[-3:] == ["router", "--instance", "0"]
-    assert "--instance" not in specs[0].argv()
+    assert specs[7].argv()[-3:] == ["ncic", "--instance", "1"]
     with pytest.raises(ValueError):
         child_specs(0)
 

@@ -111,3 +111,17 @@ def test_fingerprint_ignores_where_the_reply_goes_and_who_typed() -> None:
 
     other = msgspec.structs.replace(base, reply_to="switch.replies.x", term="T1")
     assert fingerprint(base) == fingerprint(other)
+
+
+def test_a_shared_imn_is_keyed_by_its_records_lno_once_known() -> None:
+    # The leg must reach the partition whose store holds the image: its record's LNO's.
+    d = directory()
+    mii = ModifyImage(mid="m2", ori=SOR.ori, imn="I100000007", doi="20250101")
+    unknown = route(mii, d, partition=0, imns=_imns())
+    assert isinstance(unknown, Route) and unknown.key == "I100000007"  # answered NOT ON FILE
+    d.note_image("I100000007", SOR.lno)
+    for req in (mii, CancelImage(mid="m3", ori=SOR.ori, imn="I100000007", doc="20250102"),
+                QueryImage(mid="m4", ori=SOR.ori, imn="I100000007")):
+        r = route(req, d, partition=0, imns=_imns())
+        assert isinstance(r, Route) and r.key == SOR.lno, req
+        assert r.expected == ("LEADS", "NCIC")

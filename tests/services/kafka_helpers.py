@@ -12,7 +12,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from services.controls import Controls
 from services.loop import run_service
-from services.store import Store
+from services.stores import SystemStores, read_only_union
+from switch.contract.fields import imn_kind
 from switch.contract.internal import LegAnswer, LegRequest, RecordEntry
 from switch.contract.messages import Control
 from switch.kafka.clients import make_consumer, make_producer
@@ -24,8 +25,8 @@ answer_decoder = msgspec.json.Decoder(LegAnswer)
 
 def seed(settings: Settings, records: list[RecordEntry]) -> None:
     for system in ("LEADS", "NCIC"):
-        with Store(settings.store_path(system), system) as store:
-            store.insert_records(records)
+        with SystemStores(settings, system) as stores:
+            stores.insert_records(records)
 
 
 @asynccontextmanager
@@ -66,10 +67,34 @@ async def producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
         await p.stop()
 
 
+def lno_of_image(settings: Settings, leg: LegRequest) -> str | None:
+    """The record of the image a leg addresses by IMN, as the router keys it (by LNO)."""
+    imn = getattr(leg.request, "imn", None)
+    if not imn:
+        return None
+    try:
+        db = read_only_union(settings.store_paths(leg.system))
+    except FileNotFoundError:
+        return None
+    try:
+        row = db.execute("SELECT lno FROM images WHERE imn = ? LIMIT 1", (imn,)).fetchone()
+    finally:
+        db.close()
+    return str(row[0]) if row else (imn[:8] if imn_kind(imn) == "VOAY" else None)
+
+
+def image_count(settings: Settings, system: str) -> int:
+    db = read_only_union(settings.store_paths(system))
+    try:
+        return int(db.execute("SELECT count(*) FROM images").fetchone()[0])
+    finally:
+        db.close()
+
+
 async def send_legs(p: AIOKafkaProducer, settings: Settings, legs: list[LegRequest]) -> None:
     futures = []
     for leg in legs:
-        key = getattr(leg.request, "lno", None) or leg.cid
+        key = getattr(leg.request, "lno", None) or lno_of_image(settings, leg) or leg.cid
         futures.append(
             await p.send(
                 settings.topics.leg_requests(leg.system), key=key.encode(), value=encoder.encode(leg)

@@ -20,7 +20,7 @@ import msgspec
 import pytest
 
 from services.seeding import seed_stores
-from services.store import Store
+from services.stores import read_only_union
 from switch.contract.internal import LegAnswer
 from switch.contract.messages import Control, EnterImage, Latency
 from switch.settings import Settings
@@ -122,11 +122,15 @@ async def test_kill_9_mid_stream_then_restart(kafka_settings: Settings, tmp_path
     for values in copies.values():
         answer = msgspec.json.decode(next(iter(values)), type=LegAnswer)
         assert answer.leg.status == "ACK", answer.leg.text
-    with Store(s.store_path("LEADS"), "LEADS") as store:
-        assert store.image_count() == N
-        assert store.applied_count() == N
+    db = read_only_union(s.store_paths("LEADS"))
+    try:
+        assert db.execute("SELECT count(*) FROM images").fetchone()[0] == N
+        assert db.execute("SELECT count(*) FROM applied").fetchone()[0] == N
         for one in legs:
-            assert len(store.images_entered_by(one.cid)) == 1
+            entered = db.execute("SELECT count(*) FROM images WHERE cid = ?", (one.cid,))
+            assert entered.fetchone()[0] == 1
+    finally:
+        db.close()
 
 
 async def collect(responses, copies, done, *, timeout: float) -> None:  # type: ignore[no-untyped-def]

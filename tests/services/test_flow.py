@@ -7,8 +7,7 @@ import asyncio
 import msgspec
 import pytest
 
-from services.store import Store
-from switch.contract.internal import RecordEntry
+from switch.contract.internal import ImageOwner, RecordEntry
 from switch.contract.messages import (
     AuditEntry,
     CancelImage,
@@ -28,6 +27,7 @@ from tests.services.helpers import (
 )
 from tests.services.kafka_helpers import (
     answers,
+    image_count,
     producer,
     read_until,
     reader,
@@ -71,9 +71,13 @@ async def test_leads_and_ncic_answer_leg_requests(kafka_settings: Settings) -> N
         assert image.imn == "I000000042" and image.image == jpeg(1)
 
     async with reader(s, s.topics.records) as records:
-        directory = await read_until(records, lambda v: len(v) >= 2)
-        entries = {msgspec.json.decode(v, type=RecordEntry).lno for v in directory}
+        directory = await read_until(records, lambda v: len(v) >= 3)
+        entries = {msgspec.json.decode(v, type=RecordEntry).lno for v in directory
+                   if b'"rtype"' in v}
         assert entries == {SOR_LNO, VOAY_LNO}
+        # and the record of the shared IMN LEADS entered, for the router to key by its LNO
+        owners = [msgspec.json.decode(v, type=ImageOwner) for v in directory if b'"rtype"' not in v]
+        assert owners == [ImageOwner(imn="I000000042", lno=SOR_LNO)]
     async with reader(s, s.topics.audit) as audit:
         raw = await read_until(audit, lambda v: len(v) >= 5)
         entries_ = [msgspec.json.decode(v, type=AuditEntry) for v in raw]
@@ -128,8 +132,7 @@ async def test_down_drop_then_down_forward(kafka_settings: Settings) -> None:
             await read_until(responses, lambda v: ("f4", "NCIC") in answers(v), into=values)
         )
         assert got[("f4", "NCIC")].leg.status == "ACK"
-    with Store(s.store_path("NCIC"), "NCIC") as store:
-        assert store.image_count() == 1  # d1 was dropped, f1 entered once
+    assert image_count(s, "NCIC") == 1  # d1 was dropped, f1 entered once
 
 
 async def test_a_restarted_service_resumes_the_last_mode(kafka_settings: Settings) -> None:
@@ -157,8 +160,7 @@ async def test_simulated_rejects_and_unreadable_input(kafka_settings: Settings) 
         await send_legs(p, s, [leg(eim(VOAY_LNO, VOAY_OWNER), "LEADS", cid="r1")])
         got = answers(await read_until(responses, lambda v: bool(answers(v))))
         assert got[("r1", "LEADS")].leg.code == "SIMULATED_REJECT"
-    with Store(s.store_path("LEADS"), "LEADS") as store:
-        assert store.image_count() == 0
+    assert image_count(s, "LEADS") == 0
 
 
 async def _until(condition, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]

@@ -10,7 +10,7 @@ import pytest
 
 from services.population import ORIS, generate
 from services.seeding import seed_stores, stores_empty
-from services.store import Store
+from services.stores import SystemStores
 from switch.cli.main import main
 from switch.contract.fields import check_dob, check_lno, check_nam, check_nic, check_ori
 from switch.settings import Settings
@@ -57,12 +57,15 @@ def test_seed_stores_writes_both_stores_in_agreement(tmp_path: Path) -> None:
     entries = seed_stores(s, 300, 5)
     assert not stores_empty(s)
     sor = [e for e in entries if e.rtype == "SOR"]
-    with Store(s.store_path("LEADS"), "LEADS") as leads, Store(s.store_path("NCIC"), "NCIC") as ncic:
+    with SystemStores(s, "LEADS") as leads, SystemStores(s, "NCIC") as ncic:
         assert leads.record_count() == 300 and ncic.record_count() == len(sor)
         for e in sor[:20]:
-            assert leads.record_by_lno(e.lno) == ncic.record_by_lno(e.lno) == e
+            assert leads.for_lno(e.lno).record_by_lno(e.lno) == e
+            assert ncic.for_lno(e.lno).record_by_lno(e.lno) == e
+        for p, store in leads.all():  # each record in its LNO's partition store only
+            assert all(leads.partition_of(r.lno) == p for _, r in store.records_after(0))
     assert seed_stores(s, 300, 5) == entries  # again: harmless
-    with Store(s.store_path("LEADS"), "LEADS") as leads:
+    with SystemStores(s, "LEADS") as leads:
         assert leads.record_count() == 300
 
 
