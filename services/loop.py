@@ -37,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,6 +52,7 @@ from aiokafka import (
 )
 from opentelemetry.trace import Span
 
+from services.changelog import Pending, pending_changes, restore_many, send_changes
 from services.controls import DOWN_FORWARD, Controls
 from services.deadline import LOG_APPEND_TIME, overdue_s
 from services.directory import (
@@ -151,6 +152,14 @@ class Service:
         self._tail: asyncio.Task[None] | None = None  # the last batch in flight
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._redeliver: dict[TopicPartition, int] = {}  # first offsets to read again
+        # The store changelog (changelog.py), per partition: how far into the store's
+        # outbox changes were read for sending; the (outbox entry, changelog position)
+        # the broker has acknowledged, to be recorded by the store's next transaction;
+        # and an epoch bumped when a send fails (acks of sends begun before it don't count).
+        self._read_upto: dict[int, int] = {}
+        self._acked: dict[int, tuple[int, int | None]] = {}
+        self._epoch: dict[int, int] = {}
+        self._owned: set[int] = set()  # the partitions whose stores this instance writes
         self.full = FullStoreGuard(self.system, settings.store_dir(self.system), self.log)
 
     # ------------------------------------------------------------------ lifecycle
@@ -170,7 +179,7 @@ class Service:
             group_id=f"{self.topics.prefix}.{self.component}",
             max_poll_records=MAX_RECORDS,
         )
-        requests.subscribe([self.topics.leg_requests(self.system)], listener=_Drain(self))
+        requests.subscribe([self.topics.leg_requests(self.system)], listener=_Handover(self))
         tasks: list[asyncio.Task[Any]] = []
         try:
             await producer.start()
@@ -204,6 +213,7 @@ class Service:
         finally:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(self._drain(), DRAIN_TIMEOUT_S)
+            self._record_acked()  # a clean stop leaves every store clean
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -339,6 +349,17 @@ class Service:
                 self.log.warning("fetch failed", error=repr(exc))
                 await asyncio.sleep(0.5)
                 continue
+            # A partition new to this instance: its store catches up first, and sends its
+            # queued rows (records seeded here), whether or not a request came for it yet
+            # (aiokafka may hand over records before its rebalance callback has finished).
+            given = {tp.partition for tp in consumer.assignment()} | {tp.partition for tp in batch}
+            if new := sorted(given - self._owned):
+                await self._take(new)
+                # Revoked meanwhile (a rebalance during the restore): taken again if it
+                # comes back, since another instance may have written it in between.
+                self._owned &= {tp.partition for tp in consumer.assignment()}
+                self.log.info("partitions ready", taken=new, owned=sorted(self._owned))
+                batch = {tp: rs for tp, rs in batch.items() if tp.partition in self._owned}
             for records in batch.values():  # the broker's clock, before any deadline is judged
                 for record in records:
                     self._observe(record)
@@ -368,17 +389,25 @@ class Service:
         starts = {tp: records[0].offset for tp, records in batch.items()}
         offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
         sends: list[Coroutine[Any, Any, None]] = []
+        # The answers wait for the broker to have the batch's store changes (changelog.py).
+        gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         # One SQLite transaction per partition of the batch (each request in its own
         # savepoint): one disk sync per partition store, and nothing is sent before the
         # changes are durable. If one partition fails, the batch is redelivered whole:
         # what was stored answers again with its stored answers.
         try:
             for tp, records in batch.items():
-                store = self.stores.store(tp.partition)
+                p = tp.partition
+                store = self.stores.store(p)
+                acked = self._acked.get(p)
                 with store.transaction():
-                    others = self.stores.others(tp.partition)
+                    if acked is not None:  # the changes sent before: out of the outbox
+                        store.outbox_done(*acked)
+                    others = self.stores.others(p)
                     for record in records:
-                        sends.extend(self._handle(record, store, others))
+                        sends.extend(self._handle(record, store, others, gate))
+                if acked is not None and self._acked.get(p) == acked:
+                    del self._acked[p]
         except Exception as exc:  # e.g. the disk is full: nothing applied, nothing sent
             for send in sends:
                 send.close()
@@ -393,10 +422,89 @@ class Service:
         finally:
             structlog.contextvars.clear_contextvars()
         self.full.stored(self.stores.wrote)
+        pending = {}
+        for tp in batch:
+            p = tp.partition
+            pending[p] = pending_changes(self.stores.store(p), self._read_upto.get(p, 0))
+            self._read_upto[p] = pending[p].upto
+        changes = asyncio.create_task(self._send_changes(pending, gate))
         applied = time.perf_counter()
         self._tail = asyncio.create_task(
-            self._finish(consumer, sends, starts, offsets, self._tail, started, applied)
+            self._finish(consumer, sends, starts, offsets, self._tail, started, applied, changes)
         )
+
+    async def _send_changes(self, pending: dict[int, Pending], gate: asyncio.Future[None]) -> None:
+        """Send a batch's store changes to the changelog; open the gate its answers wait at."""
+        assert self.producer is not None
+        epochs = {p: self._epoch.get(p, 0) for p in pending}
+        topic = self.topics.store_changelog(self.system)
+        try:
+            acks = {p: await send_changes(self.producer, topic, p, pend.changes)
+                    for p, pend in pending.items() if pend.changes}
+        except Exception as exc:
+            # Not all of them are in: read every queued change again next time (current
+            # values, so sending one twice is harmless), and keep no later ack.
+            for p in pending:
+                self._epoch[p] = self._epoch.get(p, 0) + 1
+                self._read_upto.pop(p, None)
+                self._acked.pop(p, None)
+            gate.set_exception(exc)
+            gate.exception()  # retrieved: _finish reports it (a batch may have no answers)
+            raise
+        for p, position in acks.items():
+            if self._epoch.get(p, 0) == epochs[p]:
+                self._acked[p] = (pending[p].upto, position)
+        gate.set_result(None)
+
+    def _record_acked(self, partitions: Iterable[int] | None = None) -> None:
+        """Drop the acknowledged changes from the stores' outboxes (each in its own
+        transaction): a store left this way is clean (changelog.py)."""
+        assert self.stores is not None
+        for p in list(self._acked if partitions is None else partitions):
+            acked = self._acked.pop(p, None)
+            if acked is None:
+                continue
+            try:
+                with self.stores.store(p).transaction():
+                    self.stores.store(p).outbox_done(*acked)
+            except Exception as exc:
+                self.log.warning("store changelog position not recorded", partition=p,
+                                 error=repr(exc))
+
+    async def _take(self, partitions: list[int]) -> None:
+        """These partitions are now this instance's: bring their stores up to date from
+        the changelog, then send what their outboxes still hold (records seeded here),
+        before any of their leg requests is applied. Retries until done: a stale store
+        must not serve."""
+        assert self.stores is not None and self.producer is not None
+        stores = {p: self.stores.store(p) for p in partitions}
+        topic = self.topics.store_changelog(self.system)
+        for p in partitions:
+            self._read_upto.pop(p, None)
+            self._acked.pop(p, None)
+        for attempt in range(1_000_000):
+            try:
+                t0 = time.monotonic()
+                restored = await restore_many(self.settings, stores, self.system)
+                sent = {}
+                for p, store in stores.items():
+                    pend = pending_changes(store, 0)
+                    position = await send_changes(self.producer, topic, p, pend.changes)
+                    with store.transaction():
+                        store.outbox_done(pend.upto, position)
+                    sent[p] = len(pend.changes)
+                break
+            except Exception as exc:
+                self.log.warning("partition stores not restored yet; retrying",
+                                 partitions=partitions, attempt=attempt + 1, error=repr(exc))
+                await asyncio.sleep(min(5.0, 0.5 * (attempt + 1)))
+        self._owned.update(partitions)
+        for p, r in restored.items():
+            say = self.log.warning if r.rebuilt else self.log.info
+            if r.read or r.rebuilt or sent[p]:
+                say("partition store brought up to date", partition=p, read=r.read,
+                    rebuilt=r.rebuilt, dropped_unsent=r.dropped, sent=sent[p],
+                    took_s=round(time.monotonic() - t0, 3))
 
     async def _finish(
         self,
@@ -407,11 +515,12 @@ class Service:
         previous: asyncio.Task[None] | None,
         started: float,
         applied: float,
+        changes: asyncio.Task[None],
     ) -> None:
         try:
             ok = True
             try:
-                await asyncio.gather(*sends)
+                await asyncio.gather(changes, *sends)
             except Exception as exc:
                 ok = False
                 self.log.error("sending answers failed; batch will be redelivered",
@@ -463,7 +572,8 @@ class Service:
         self._redeliver.clear()
 
     def _handle(
-        self, record: ConsumerRecord[bytes, bytes], store: Store, others: list[Store]
+        self, record: ConsumerRecord[bytes, bytes], store: Store, others: list[Store],
+        gate: asyncio.Future[None],
     ) -> list[Coroutine[Any, Any, None]]:
         """Apply one leg request to its partition's store; return the sends it causes
         (answer, audit, and for a shared IMN LEADS entered: the image's owner)."""
@@ -531,7 +641,7 @@ class Service:
                 and parse_shared_imn(applied.imn) is not None):
             sends.append(self._send_owner(applied.imn, applied.lno))
         return [*sends,
-            self._send_answer(leg.cid, applied.encoded, delay, headers, span),
+            self._send_answer(leg.cid, applied.encoded, delay, headers, span, gate),
             self._audit(
                 leg,
                 mke,
@@ -554,11 +664,12 @@ class Service:
             self.clock.observe(record.timestamp)
 
     async def _send_answer(self, cid: str, value: bytes, delay: float, headers: tracing.Headers,
-                           span: Span) -> None:
+                           span: Span, gate: asyncio.Future[None]) -> None:
         assert self.producer is not None
         try:
             if delay > 0:
                 await asyncio.sleep(delay)
+            await gate  # the store's changes are on the changelog first
             fut = await self.producer.send(self.topics.responses, key=cid.encode(), value=value,
                                            headers=headers)
             await fut
@@ -591,8 +702,9 @@ class Service:
     def _prune(self) -> None:
         assert self.stores is not None
         try:
-            gone = sum(store.prune_applied(self.wall() - APPLIED_KEEP_S)
-                       for _, store in self.stores.all())
+            # Only the stores this instance owns: another instance may own the others.
+            gone = sum(self.stores.store(p).prune_applied(self.wall() - APPLIED_KEEP_S)
+                       for p in sorted(self._owned))
         except Exception as exc:
             self.log.warning("pruning applied answers failed", error=repr(exc))
             return
@@ -600,15 +712,20 @@ class Service:
             self.log.info("applied answers pruned", count=gone)
 
 
-class _Drain(ConsumerRebalanceListener):  # type: ignore[misc]
+class _Handover(ConsumerRebalanceListener):  # type: ignore[misc]
     """Before partitions go to another member, finish (and commit) the batches in flight,
-    so the new owner does not answer them a second time."""
+    so the new owner does not answer them a second time, and leave their stores clean.
+    Partitions that come are brought up to date by the loop, before their first batch."""
 
     def __init__(self, service: Service) -> None:
         self.service = service
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         await self.service._drain()
+        self.service._record_acked([tp.partition for tp in revoked])
+        for tp in revoked:
+            self.service._read_upto.pop(tp.partition, None)
+            self.service._owned.discard(tp.partition)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         pass

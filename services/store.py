@@ -97,7 +97,41 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX applied_when ON applied (applied);
     """,
+    # The changelog outbox (services/changelog.py): every change to a row, written by
+    # triggers in the transaction that makes it, waits here until the changelog topic has
+    # it. Rows already on file are queued once.
+    """
+    CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        tbl TEXT NOT NULL CHECK (tbl IN ('r', 'i', 'a')),
+        pk  TEXT NOT NULL
+    );
+    CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    CREATE TRIGGER records_out AFTER INSERT ON records
+        BEGIN INSERT INTO outbox (tbl, pk) VALUES ('r', NEW.lno); END;
+    CREATE TRIGGER images_out_i AFTER INSERT ON images
+        BEGIN INSERT INTO outbox (tbl, pk) VALUES ('i', NEW.id); END;
+    CREATE TRIGGER images_out_u AFTER UPDATE ON images
+        BEGIN INSERT INTO outbox (tbl, pk) VALUES ('i', NEW.id); END;
+    CREATE TRIGGER applied_out_i AFTER INSERT ON applied
+        BEGIN INSERT INTO outbox (tbl, pk) VALUES ('a', NEW.cid); END;
+    CREATE TRIGGER applied_out_d AFTER DELETE ON applied
+        BEGIN INSERT INTO outbox (tbl, pk) VALUES ('a', OLD.cid); END;
+    INSERT INTO outbox (tbl, pk) SELECT 'r', lno FROM records ORDER BY rowid;
+    INSERT INTO outbox (tbl, pk) SELECT 'i', id FROM images ORDER BY id;
+    INSERT INTO outbox (tbl, pk) SELECT 'a', cid FROM applied ORDER BY rowid;
+    INSERT INTO meta (name, value) SELECT 'bulk_upto', coalesce(max(seq), 0) FROM outbox;
+    """,
 )
+
+# The changelog's tables: key letter -> (table, primary key, every column).
+CHANGE_TABLES: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "r": ("records", "lno", ("lno", "rtype", "nic", "ori", "nam", "sex", "dob")),
+    "i": ("images", "id", ("id", "imn", "lno", "imt", "doi", "mis", "jpeg", "sha256", "status",
+                           "entered", "modified", "cancelled", "doc", "cid")),
+    "a": ("applied", "cid", ("cid", "answer", "applied")),
+}
+POSITION = "changelog_position"  # meta: the next changelog offset this store has not read
 
 
 class StoreError(SwitchError):
@@ -326,13 +360,12 @@ class Store:
         self._db.execute(f"PRAGMA cache_size=-{max(SEED_CACHE_KIB, self._cache_kib)}")
         try:
             with self.transaction():
-                before = self._db.total_changes
-                self._db.executemany(
+                cur = self._db.executemany(
                     "INSERT OR IGNORE INTO records (lno, rtype, nic, ori, nam, sex, dob) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
-                return self._db.total_changes - before
+                return max(cur.rowcount, 0)  # the rows inserted, not the triggers' outbox rows
         finally:
             self._db.execute(f"PRAGMA cache_size=-{int(self._cache_kib)}")  # frees the excess
 
@@ -485,6 +518,95 @@ class Store:
 
     def applied_count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM applied").fetchone()[0])
+
+    # ----------------------------------------------------------------- changelog
+
+    def outbox_after(self, seq: int, limit: int = 2000) -> list[tuple[int, str, str]]:
+        """(seq, table letter, primary key) of the changes queued after `seq`."""
+        rows = self._db.execute(
+            "SELECT seq, tbl, pk FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
+        ).fetchall()
+        return [(int(q), str(t), str(k)) for q, t, k in rows]
+
+    def outbox_done(self, upto: int, position: int | None) -> None:
+        """The changelog has the changes up to `upto`; it is read up to `position`."""
+        self._db.execute("DELETE FROM outbox WHERE seq <= ?", (upto,))
+        if position is not None:
+            self.set_position(position)
+
+    def unclean(self) -> bool:
+        """Whether an image or an answer was stored but never reached the changelog: the
+        process that stored it died before; its answer was never sent (changes go first),
+        and whoever owned the partition since may have applied the request again. (Rows
+        queued in bulk, by the migration that added the changelog or `requeue_all`, are
+        not such changes.)"""
+        row = self._db.execute(
+            "SELECT 1 FROM outbox WHERE tbl != 'r' AND seq > "
+            "coalesce((SELECT value FROM meta WHERE name = 'bulk_upto'), 0) LIMIT 1"
+        ).fetchone()
+        return row is not None
+
+    def position(self) -> int:
+        row = self._db.execute("SELECT value FROM meta WHERE name = ?", (POSITION,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def set_position(self, position: int) -> None:
+        self._db.execute("INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) "
+                         "DO UPDATE SET value = excluded.value", (POSITION, position))
+
+    def read_row(self, tbl: str, pk: str) -> tuple[object, ...] | None:
+        """A row's current columns (CHANGE_TABLES order), None when it is gone."""
+        table, key, columns = CHANGE_TABLES[tbl]
+        row = self._db.execute(
+            f"SELECT {', '.join(columns)} FROM {table} WHERE {key} = ?",
+            (int(pk) if tbl == "i" else pk,),
+        ).fetchone()
+        return tuple(row) if row else None
+
+    def write_row(self, tbl: str, pk: str, values: tuple[object, ...] | None) -> None:
+        """Make a row what the changelog says (None: deleted). Records never change once
+        entered, so an existing one is left as it is (images refer to it)."""
+        table, key, columns = CHANGE_TABLES[tbl]
+        if values is None:
+            self._db.execute(f"DELETE FROM {table} WHERE {key} = ?", (int(pk) if tbl == "i" else pk,))
+            return
+        marks = ", ".join("?" * len(columns))
+        if tbl == "r":
+            sql = f"INSERT OR IGNORE INTO records ({', '.join(columns)}) VALUES ({marks})"
+        else:
+            sets = ", ".join(f"{c} = excluded.{c}" for c in columns if c != key)
+            sql = (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) "
+                   f"ON CONFLICT ({key}) DO UPDATE SET {sets}")
+        self._db.execute(sql, values)
+
+    def forget_unsent(self) -> int:
+        """Before rebuilding from the changelog: drop the images and answers (the records
+        stay: they never change) and their queued changes; read the changelog from 0.
+        Returns how many queued changes were dropped."""
+        gone = self._db.execute("SELECT count(*) FROM outbox WHERE tbl != 'r'").fetchone()[0]
+        self._db.execute("DELETE FROM images")
+        self._db.execute("DELETE FROM applied")
+        self._db.execute("DELETE FROM outbox WHERE tbl != 'r'")
+        self.set_position(0)
+        return int(gone)
+
+    def last_outbox_seq(self) -> int:
+        row = self._db.execute("SELECT max(seq) FROM outbox").fetchone()
+        return int(row[0] or 0)
+
+    def requeue_all(self) -> None:
+        """Queue every row again (for a changelog topic that lost them: recreated). Queued
+        in bulk, they are not unsent answers (see `unclean`)."""
+        self._db.execute("DELETE FROM outbox")
+        self._db.execute("INSERT INTO outbox (tbl, pk) SELECT 'r', lno FROM records ORDER BY rowid")
+        self._db.execute("INSERT INTO outbox (tbl, pk) SELECT 'i', id FROM images ORDER BY id")
+        self._db.execute("INSERT INTO outbox (tbl, pk) SELECT 'a', cid FROM applied ORDER BY rowid")
+        self._db.execute("INSERT INTO meta (name, value) VALUES ('bulk_upto', ?) ON CONFLICT (name) "
+                         "DO UPDATE SET value = excluded.value", (self.last_outbox_seq(),))
+
+    def drop_outbox_after(self, seq: int) -> None:
+        """Changes made by replaying the changelog are in it already: not queued again."""
+        self._db.execute("DELETE FROM outbox WHERE seq > ?", (seq,))
 
     def prune_applied(self, before: float) -> int:
         """Forget answers older than `before` (epoch s): redeliveries come within minutes."""

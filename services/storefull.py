@@ -60,11 +60,11 @@ class FullStoreGuard:
             self.retries = 0
             self.episodes += 1
             self.log.error(
-                f"{self.system} store is full: cannot write {self.path} ({exc.cause}). "
+                f"{self.system} store is full: cannot write {exc.path} ({exc.cause}). "
                 f"Taking no requests: they wait in the topic and none is answered until it "
-                f"is stored. Free space on the filesystem of {self.path.parent} (or raise its "
+                f"is stored. Free space on the filesystem of {exc.path.parent} (or raise its "
                 f"quota); the service retries every {RETRY_S[-1]:g} s at most and resumes by itself.",
-                store=str(self.path),
+                store=str(exc.path),
                 error=str(exc.cause),
             )
         self.retries += 1

@@ -117,6 +117,9 @@ def split_legacy(settings: Settings, system: str) -> bool:
             db.execute("INSERT OR IGNORE INTO images SELECT * FROM old.images "
                        "WHERE part(lno) = ?", (p,))
             db.execute("INSERT OR IGNORE INTO applied SELECT * FROM old.applied")
+            # Queued for the changelog in bulk: not answers a dead process left unsent.
+            db.execute("INSERT INTO meta (name, value) SELECT 'bulk_upto', coalesce(max(seq), 0) "
+                       "FROM outbox WHERE true ON CONFLICT (name) DO UPDATE SET value = excluded.value")
             db.execute("COMMIT")
         finally:
             db.close()

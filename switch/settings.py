@@ -142,6 +142,10 @@ class TopicSettings:
     def leg_requests(self, system: str) -> str:
         return f"{self.prefix}.{system.lower()}.requests"
 
+    def store_changelog(self, system: str) -> str:
+        """A service's store changelog (compacted), partition p for leg partition p."""
+        return f"{self.prefix}.{system.lower()}.store"
+
     @property
     def agencies(self) -> str:
         """The ORI binding of each agency principal (compacted; switch/security/agencies.py)."""

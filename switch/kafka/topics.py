@@ -79,6 +79,9 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.leg_requests("NCIC"), p,
                   {"max.message.bytes": request_bytes, **month, **broker_time},
                   "router -> NCIC service"),
+        *(TopicSpec(t.store_changelog(system), p, {"max.message.bytes": big, **compact},
+                    f"{system}'s store changelog: records, images, answers (services/changelog.py)")
+          for system in ("LEADS", "NCIC")),
         TopicSpec(t.responses, p, {"max.message.bytes": big, **week, **broker_time},
                   "route manifests and leg answers, keyed by cid"),
         TopicSpec(t.correlator, p,

@@ -47,7 +47,7 @@ def free_ports(n: int) -> int:
 
 
 async def test_children_restarted_and_stopped(kafka_settings: Settings) -> None:
-    settings = kafka_settings.with_overrides(metrics_port=free_ports(6))
+    settings = kafka_settings.with_overrides(metrics_port=free_ports(8))
     records = seed_stores(settings, 40, 3)
     stop, ready = asyncio.Event(), asyncio.Event()
     children: list[Child] = []
@@ -56,7 +56,8 @@ async def test_children_restarted_and_stopped(kafka_settings: Settings) -> None:
     try:
         await asyncio.wait_for(ready.wait(), 90)
         assert sorted(c.spec.label for c in children) == [
-            "correlator.0", "correlator.1", "leads.0", "ncic.0", "router.0", "router.1"]
+            "correlator.0", "correlator.1", "leads.0", "leads.1", "ncic.0", "ncic.1",
+            "router.0", "router.1"]
         router = next(c for c in children if c.spec.label == "router.1")
         assert router.proc is not None
         first = router.proc.pid
@@ -101,14 +102,16 @@ async def test_children_restarted_and_stopped(kafka_settings: Settings) -> None:
             await asyncio.sleep(0.2)
         for c in children:
             assert lag_components(scraped[c.spec.label]) == {c.spec.component}, c.spec.label
-        for label in ("correlator.0", "correlator.1", "leads.0", "ncic.0"):
+        for label in ("correlator.0", "correlator.1", "leads.0", "leads.1", "ncic.0", "ncic.1"):
             assert total(scraped[label], "switch_routed_total") == 0
         assert sum(total(scraped[f"router.{i}"], "switch_routed_total", mke="QIM") for i in (0, 1)) == 1
         assert sum(total(scraped[f"correlator.{i}"], "switch_replies_total", mke="QIM")
                    for i in (0, 1)) == 1
-        assert total(scraped["leads.0"], "switch_service_answers_total", system="LEADS") == 1
+        # The LEADS instance that owns the record's partition answered it, the other not.
+        assert sorted(total(scraped[f"leads.{i}"], "switch_service_answers_total",
+                            system="LEADS") for i in (0, 1)) == [0, 1]
     finally:
         stop.set()
         await asyncio.wait_for(task, 60)
-    assert len(pids) == 6
+    assert len(pids) == 8
     assert not [p for p in pids if alive(p)], "a child outlived switch up"

@@ -50,10 +50,11 @@ def start_service(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
 
 
 async def wait_serving(proc: subprocess.Popen[bytes], log: Path, count: int) -> None:
-    """Until the log shows the `count`-th "serving" line (one per start)."""
+    """Until the log shows the `count`-th "partitions ready" line (its stores brought up to
+    date from the changelog: one per start, the only instance getting every partition)."""
     for _ in range(600):
         assert proc.poll() is None, log_tail(log)
-        if log_tail(log, None).count('"serving"') >= count:
+        if log_tail(log, None).count('"partitions ready"') >= count:
             return
         await asyncio.sleep(0.1)
     raise AssertionError("service did not start:\n" + log_tail(log))
