@@ -23,7 +23,7 @@ What it does, all on a fresh local broker in a temporary home (stopped at the en
    that rate. Latency runs from each request's scheduled send time (schedule.py).
    Then an independent client (open_client.py: plain aiokafka, QIM by LNO) at half the
    QIM rate and at 5/s (a quiet switch: one request at a time), and, unless --no-scale,
-   the QIM ramp again on `switch up --instances 2` (two routers, two correlators).
+   the QIM ramp again on `switch up --instances 2` (two of every stage).
 3. Stops the switch, runs the baseline (bench/relay.py, four processes, the same hops
    and transactions, no work) through the same ramps, plus a latency run and the
    independent client at the switch's half rate so the p99s compare at the same load.
