@@ -107,7 +107,7 @@ async def send_changes(
     """Send changes to the changelog partition; once the broker has them all, return the
     offset after the last one (None when there was nothing to send)."""
     futures = [await producer.send(topic, key=key, value=value, partition=partition)
-               for key, value in changes]
+               for key, value in changes]  # queued at once; the acks awaited together
     if not futures:
         return None
     metadata = await asyncio.gather(*futures)

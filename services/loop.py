@@ -439,8 +439,10 @@ class Service:
         epochs = {p: self._epoch.get(p, 0) for p in pending}
         topic = self.topics.store_changelog(self.system)
         try:
-            acks = {p: await send_changes(self.producer, topic, p, pend.changes)
-                    for p, pend in pending.items() if pend.changes}
+            parts = [p for p, pend in pending.items() if pend.changes]
+            positions = await asyncio.gather(
+                *(send_changes(self.producer, topic, p, pending[p].changes) for p in parts))
+            acks = dict(zip(parts, positions, strict=True))
         except Exception as exc:
             # Not all of them are in: read every queued change again next time (current
             # values, so sending one twice is harmless), and keep no later ack.

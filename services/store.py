@@ -234,9 +234,13 @@ class Store:
         self.quota_file = Path(quota) if quota else None
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
-            # FULL: an answer is only sent after its change is on disk, even across a
-            # power loss. Services commit once per Kafka batch, so the cost is small.
-            self._db.execute("PRAGMA synchronous=FULL")
+            # NORMAL (WAL: no sync per commit, only at checkpoints): a commit survives the
+            # process being killed, and a power loss can only lose the last ones. No
+            # answer depends on them: its changes reach the changelog topic before it is
+            # sent (changelog.py), and a store catches up from there, from the position
+            # it recorded, when its service gets the partition. FULL cost one sync per
+            # commit, that is per partition of every batch, blocking the event loop.
+            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
             self._migrate()
