@@ -27,53 +27,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
-from services.store import Store
+from services.store import CHANGE_TABLES, Store
 from switch.kafka.readall import read_to_end
 from switch.settings import Settings
 
-
-class RecordChange(msgspec.Struct, array_like=True):
-    lno: str
-    rtype: str
-    nic: str | None
-    ori: str
-    nam: str | None
-    sex: str | None
-    dob: str | None
-
-
-class ImageChange(msgspec.Struct, array_like=True):
-    id: int
-    imn: str
-    lno: str
-    imt: str
-    doi: str
-    mis: str | None
-    jpeg: bytes
-    sha256: str
-    status: str
-    entered: str
-    modified: str | None
-    cancelled: str | None
-    doc: str | None
-    cid: str | None
-
-
-class AnswerChange(msgspec.Struct, array_like=True):
-    cid: str
-    answer: bytes
-    applied: float
-
-
-_ROWS: dict[str, type[msgspec.Struct]] = {"r": RecordChange, "i": ImageChange, "a": AnswerChange}
-# MessagePack, not JSON: an image row carries its JPEG, which JSON would grow by a third
-# (base64) on a topic that holds every image the system stores.
-_decoders = {tbl: msgspec.msgpack.Decoder(row) for tbl, row in _ROWS.items()}
+# A row is its columns in CHANGE_TABLES order, as a MessagePack array (not JSON: an image
+# row carries its JPEG, which MessagePack keeps as raw bytes and JSON would grow by a
+# third, on a topic that holds every image the system stores).
 _encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(list[Any])
 
 Change = tuple[bytes, bytes | None]  # (key, value); None: the row is gone (a tombstone)
 
@@ -96,7 +63,7 @@ def pending_changes(store: Store, after: int) -> Pending:
             return Pending(changes, upto)
         for seq, tbl, pk in queued:
             values = store.read_row(tbl, pk)
-            value = None if values is None else _encoder.encode(_ROWS[tbl](*values))
+            value = None if values is None else _encoder.encode(values)
             changes.append((f"{tbl}/{pk}".encode(), value))
             upto = seq
 
@@ -118,13 +85,13 @@ def apply_change(store: Store, rec: ConsumerRecord[bytes, bytes]) -> None:
     """Write one changelog record into the store (inside the caller's transaction)."""
     key = (rec.key or b"").decode()
     tbl, _, pk = key.partition("/")
-    if tbl not in _ROWS or not pk:
+    if tbl not in CHANGE_TABLES or not pk:
         return  # not ours: nothing else writes this topic
-    if rec.value is None:
-        store.write_row(tbl, pk, None)
-        return
-    row = _decoders[tbl].decode(rec.value)
-    store.write_row(tbl, pk, msgspec.structs.astuple(row))
+    values = None if rec.value is None else tuple(_decoder.decode(rec.value))
+    if values is not None and len(values) != len(CHANGE_TABLES[tbl][2]):
+        raise ValueError(f"changelog record {key!r}: {len(values)} columns, not "
+                         f"{len(CHANGE_TABLES[tbl][2])}")
+    store.write_row(tbl, pk, values)
 
 
 @dataclass
