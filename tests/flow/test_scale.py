@@ -195,8 +195,10 @@ async def test_two_of_each_stage_kill_and_add_while_it_flows(
     # checked against the stores rebuilt from the changelogs, as a third host would.
     await check_replies_and_stores(settings, requests, reader.replies, everyone,
                                    home_stores=False)
-    # The services shared the work: each instance stopped cleanly had answered leg requests.
-    for name, inst in (("leads", "1"), ("leads", "2"), ("ncic", "0"), ("ncic", "2")):
+    # The services shared the work: the instances that ran all along answered leg requests
+    # (one added late may get its partitions only after the traffic ended: checked above
+    # through the stores rebuilt from the changelogs, not by a count here).
+    for name, inst in (("leads", "1"), ("ncic", "0")):
         assert stopped_answered(stages[(name, inst)]) > 0, f"{name}.{inst} answered nothing"
 
 
