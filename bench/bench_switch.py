@@ -502,7 +502,28 @@ def report(res: dict[str, Any]) -> str:
             if n:
                 lines.append(f"- {label} {traffic}: {cpu / n * 1000:.2f} CPU s per 1000 "
                              f"({cpu:.1f} s for {n} requests)")
+    lines += _cpu_per_request(res, sw, bl)
     return "\n".join(lines) + "\n"
+
+
+def _cpu_per_request(res: dict[str, Any], sw: dict[str, Any], bl: dict[str, Any]) -> list[str]:
+    """Sizing: each process's CPU milliseconds per request at half the max rate."""
+    cols = [(label, ph, traffic) for label, ph in (("switch", sw), ("baseline", bl))
+            for traffic in res["traffic"] if (ph[traffic].get("latency_at_half") or {}).get("replies")]
+    if not cols:
+        return []
+    procs = list(dict.fromkeys(p for _, ph, t in cols for p in ph[t].get("usage_at_half", {})))
+    lines = ["", "CPU ms per request by process at half the max rate (for sizing a deployment):", "",
+             "| process | " + " | ".join(f"{label} {t}" for label, _, t in cols) + " |",
+             "|---|" + "---:|" * len(cols)]
+    for proc in procs:
+        cells = []
+        for _, ph, t in cols:
+            u = ph[t].get("usage_at_half", {}).get(proc)
+            n = ph[t]["latency_at_half"]["replies"]
+            cells.append(f"{u['cpu_s'] / n * 1000:.2f}" if u else "-")
+        lines.append(f"| {proc} | " + " | ".join(cells) + " |")
+    return lines
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:

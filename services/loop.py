@@ -74,7 +74,7 @@ from switch.contract.messages import (
 )
 from switch.kafka.audit import audit_entry, audit_record
 from switch.kafka.brokerclock import BrokerClock
-from switch.kafka.clients import make_consumer, make_producer, refresh_metadata
+from switch.kafka.clients import QUIET_FETCH_WAIT_MS, make_consumer, make_producer, refresh_metadata
 from switch.logs import get_logger
 from switch.metrics import LagReporter, Metrics
 from switch.settings import Settings
@@ -173,7 +173,8 @@ class Service:
     ) -> None:
         stores = self.stores = SystemStores(self.settings, self.system)
         producer = self.producer = make_producer(self.settings)
-        ctl = make_consumer(self.settings, self.topics.control, group_id=None)
+        ctl = make_consumer(self.settings, self.topics.control, group_id=None,
+                            fetch_max_wait_ms=QUIET_FETCH_WAIT_MS)
         requests = make_consumer(
             self.settings,
             group_id=f"{self.topics.prefix}.{self.component}",

@@ -29,6 +29,12 @@ from switch.settings import Settings
 # (p99 78 -> 14 ms) with 2 ms, which the router and correlator pay on every batch.
 CONCURRENT_TXN_RETRY_S = 0.002
 
+# Consumers of topics written rarely and without transactions (controls, the record
+# directory, agencies): a fetch parked this long still returns as soon as a record lands,
+# and an idle switch sends a fifth of the fetches it would at the default 100 ms (the broker
+# spends CPU on every one).
+QUIET_FETCH_WAIT_MS = 500
+
 # Producer batching: a little linger lets the router's fan-out and the services'
 # answers share requests to the broker without adding visible latency.
 LINGER_MS = 2

@@ -57,6 +57,7 @@ from switch.images.pipeline import NormalisedImage
 from switch.images.pool import ImagePool
 from switch.kafka.audit import audit_entry
 from switch.kafka.clients import (
+    QUIET_FETCH_WAIT_MS,
     make_consumer,
     make_producer,
     rewind_dropped,
@@ -195,7 +196,7 @@ class Router:
             producer = make_producer(self.settings, transactional_id=self.transactional_id)
             fence_offset_commits(producer, consumer)  # a dropped member's step cannot commit
             self.producer = producer
-            directory = make_consumer(self.settings, group_id=None)
+            directory = make_consumer(self.settings, group_id=None, fetch_max_wait_ms=QUIET_FETCH_WAIT_MS)
             await stack.enter_async_context(running(directory, producer, consumer))
             stack.push_async_callback(self._stop_tailing_directory)
             await self._catch_up_directory(directory)

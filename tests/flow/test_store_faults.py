@@ -219,6 +219,9 @@ async def test_a_full_disk_stops_the_service_which_resumes_when_room_returns(
     check_acks_match_stores(settings, [r for r in everything if r["mke"] == "EIM"], replies)
 
 
+# Over a minute of waiting for 2.5 s commits and their supplements: `make reliability` runs
+# it; `make test` keeps the full-disk runs.
+@pytest.mark.reliability_only
 async def test_a_slow_disk_times_requests_out_but_loses_and_doubles_nothing(
         kafka_settings: Settings, tmp_path: Path) -> None:
     settings = kafka_settings.with_overrides(deadline_s=2.0)
