@@ -8,7 +8,7 @@ import msgspec
 
 from switch.contract.internal import LegAnswer, Manifest
 from switch.contract.messages import AuditEntry, DeadLetter, ImageRecord, Leg, Reply
-from switch.web.index import Board, Rate, TransactionIndex
+from switch.web.index import Board, LegLatency, Rate, TransactionIndex
 
 JPEG = b"\xff\xd8\xff\xe0" + b"photo-bytes" * 50
 
@@ -148,3 +148,17 @@ def test_the_console_counts_an_answers_photos_without_decoding_them() -> None:
     idx = TransactionIndex()
     idx.add_answer(view, "2025-01-10T00:00:00.020Z")
     assert [(a["system"], a["images"]) for a in idx.search("c2")[0]["answers"]] == [("NCIC", 2)]
+
+
+def test_leg_latency_keeps_only_its_window_with_no_page_asking() -> None:
+    """Nobody asks for percentiles while no page is open: the samples must still be pruned
+    as replies arrive, or the `switch up` parent grows with every reply (the soak found it)."""
+    now = [0.0]
+    lat = LegLatency(lambda: now[0], window=10.0)
+    for n in range(6000):  # ten minutes at 10 replies a second
+        now[0] = n / 10
+        lat.add(Reply(cid=f"c{n}", mid=f"m{n}", ori="IL0160000", mke="QIM", status="COMPLETE",
+                      legs={"LEADS": Leg(status="ACK", ms=float(n % 100))}))
+    assert len(lat._samples) <= 101  # ten seconds' worth, not 6000
+    p50, p99 = lat.percentiles()
+    assert p50 is not None and p99 is not None and p50 <= p99
