@@ -88,9 +88,9 @@ def apply_change(store: Store, rec: ConsumerRecord[bytes, bytes]) -> None:
     if tbl not in CHANGE_TABLES or not pk:
         return  # not ours: nothing else writes this topic
     values = None if rec.value is None else tuple(_decoder.decode(rec.value))
-    if values is not None and len(values) != len(CHANGE_TABLES[tbl][2]):
-        raise ValueError(f"changelog record {key!r}: {len(values)} columns, not "
-                         f"{len(CHANGE_TABLES[tbl][2])}")
+    columns = len(CHANGE_TABLES[tbl][2])
+    if values is not None and len(values) != columns:
+        raise ValueError(f"changelog record {key!r}: {len(values)} columns, not {columns}")
     store.write_row(tbl, pk, values)
 
 
