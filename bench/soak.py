@@ -4,7 +4,7 @@ Run by hand or with `make soak` (never by the tests):
 
     .venv/bin/python bench/soak.py [--duration 3600] [--rate 60] [--mode up|run]
         [--eim-share 0.2] [--records 8000] [--interval 60] [--sample 15]
-        [--json-out FILE] [--keep]
+        [--trace COMPONENT|up] [--trace-every S] [--json-out FILE] [--keep]
 
 On a fresh local broker in a temporary home (stopped at the end), it seeds --records
 records and runs the switch either as `switch up --instances 1` (--mode up, the default:
@@ -476,10 +476,13 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         py = sys.executable
         if args.mode == "up":
             argvs = {"up": [py, "-m", "switch.cli.main", "up", "--instances", "1", "--seed-count", "0"]}
+            if "up" in args.trace:  # the parent (supervisor and web console) under tracemalloc
+                argvs["up"][1:3] = [str(ROOT / "bench" / "tracewrap.py"), str(home / "trace-up"),
+                                    str(args.trace_every), "-m", "switch.cli.main"]
         else:
             argvs = {c: [py, "-m", "switch.cli.main", "run", c]
                      for c in ("leads", "ncic", "correlator", "router")}
-            for c in args.trace:  # under tracemalloc, snapshots in <home>/trace-<c>
+            for c in (c for c in args.trace if c != "up"):  # snapshots in <home>/trace-<c>
                 argvs[c] = [py, str(ROOT / "bench" / "tracewrap.py"), str(home / f"trace-{c}"),
                             str(args.trace_every), "-m", "switch.cli.main", "run", c]
         # Seed before starting: `switch up` would seed its own default population otherwise.
@@ -523,8 +526,9 @@ def main() -> None:
     p.add_argument("--interval", type=float, default=60.0, help="latency interval, s (default 60)")
     p.add_argument("--sample", type=float, default=15.0, help="RSS sampling period, s (default 15)")
     p.add_argument("--trace", action="append", default=[], metavar="COMPONENT",
-                   choices=("leads", "ncic", "correlator", "router"),
-                   help="--mode run: run this component under tracemalloc (bench/tracewrap.py), "
+                   choices=("leads", "ncic", "correlator", "router", "up"),
+                   help="run this component (--mode run) or the `switch up` parent (--mode up: "
+                   "`--trace up`) under tracemalloc (bench/tracewrap.py), "
                    "a snapshot every --trace-every s in <home>/trace-COMPONENT (use --keep); "
                    "its RSS then includes tracemalloc's own")
     p.add_argument("--trace-every", type=float, default=300.0)
